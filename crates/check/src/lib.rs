@@ -1,0 +1,30 @@
+//! quorumlab's linearizability checker: a pure function from a history to a verdict.
+//!
+//! Data flows one way: a file is read by [`format`] into a [`History`]; [`check_history`] pairs its events
+//! into operations, splits them per key and searches each key for a linearization under a [`model`]; the
+//! [`Verdict`] is rendered by [`report`] as text, JSON or an HTML drawing. Nothing here touches the clock
+//! except to honour a [`Budget`] deadline, and nothing touches the network or the disk: the simulator calls
+//! [`check_history`] directly on the history it recorded.
+//!
+//! How to use it from code:
+//! 1. build a [`History`] in real-time order (`invoke`, then `ok` / `fail` / `info` from the same process);
+//! 2. pick a [`ModelKind`] (or any type implementing [`Model`] with [`check_with`]);
+//! 3. call [`check_history`] with a [`Budget`]; an exhausted budget yields [`Outcome::Unknown`], never a guess.
+
+pub mod check;
+pub mod cli;
+pub mod format;
+pub mod history;
+pub mod model;
+pub mod report;
+mod search;
+pub mod synth;
+pub mod value;
+pub mod verdict;
+
+pub use check::{check_history, check_with, describe_partitions, CheckError};
+pub use history::{Event, EventKind, History, HistoryError, Operation};
+pub use model::{CasRegister, Kv, Model, ModelKind, MultiRegister};
+pub use search::{Budget, Exhausted};
+pub use value::Value;
+pub use verdict::{OpSummary, Outcome, PartitionVerdict, PlacedOp, Stats, Verdict, Violation};

@@ -1,0 +1,91 @@
+//! Sequential specifications: what a correct single-copy object would answer.
+//!
+//! A model turns each [`Operation`] into its own typed op once, then the search asks it one question over and
+//! over: "in this state, can this op take effect, and what is the state after?". Adding a model means one file
+//! with one `impl Model`, plus a variant in [`ModelKind`] so the command line can name it.
+//!
+//! Contract every model must keep, or verdicts become wrong:
+//! 1. `step` is deterministic and pure; an op with an unknown outcome still has one effect per state
+//!    (an unknown `cas` swaps if the value matched, else changes nothing);
+//! 2. `State` equality means "no later operation can tell them apart" — the memo relies on it;
+//! 3. `is_unconstrained` only returns `true` for ops that succeed in every state and change nothing.
+
+mod cas_register;
+mod kv;
+mod multi_register;
+
+pub use cas_register::CasRegister;
+pub use kv::Kv;
+pub use multi_register::MultiRegister;
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use crate::history::Operation;
+use crate::value::Value;
+
+pub trait Model {
+    type Op: Clone + Debug;
+    type State: Clone + Eq + Hash + Debug;
+
+    /// The name used on the command line and in reports.
+    fn name(&self) -> &'static str;
+
+    fn init(&self) -> Self::State;
+
+    /// Reads one paired operation; the error says in user terms what is wrong with it.
+    fn parse(&self, op: &Operation) -> Result<Self::Op, String>;
+
+    /// `true` if operations on different keys are independent objects, so the history may be split per key
+    /// (P-compositionality: the whole is linearizable iff every key is).
+    fn partition_by_key(&self) -> bool;
+
+    /// The state after `op` takes effect in `state`, or `None` if its result is impossible in `state`.
+    fn step(&self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
+
+    /// Ops that fit every state and change nothing (an unknown read) can be dropped before searching.
+    fn is_unconstrained(&self, _op: &Self::Op) -> bool {
+        false
+    }
+
+    /// A short description of the op, e.g. `read → 3` or `cas 1→4 (failed: value differed)`.
+    fn describe_op(&self, op: &Self::Op) -> String;
+
+    /// The state in words, e.g. `3` or `absent`.
+    fn describe_state(&self, state: &Self::State) -> String;
+
+    /// What the op needs of the state to take effect, completing "it needs …", e.g. `the value to be 3`.
+    fn requirement(&self, op: &Self::Op) -> String;
+}
+
+/// The models the command line can name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    Kv(Kv),
+    CasRegister(CasRegister),
+    MultiRegister(MultiRegister),
+}
+
+impl ModelKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelKind::Kv(m) => m.name(),
+            ModelKind::CasRegister(m) => m.name(),
+            ModelKind::MultiRegister(m) => m.name(),
+        }
+    }
+
+    /// The same model with a different initial value (for every key, or every register).
+    pub fn with_initial(self, initial: Value) -> ModelKind {
+        match self {
+            ModelKind::Kv(_) => ModelKind::Kv(Kv { initial }),
+            ModelKind::CasRegister(_) => ModelKind::CasRegister(CasRegister { initial }),
+            ModelKind::MultiRegister(_) => ModelKind::MultiRegister(MultiRegister { initial }),
+        }
+    }
+}
+
+/// `f` names the model accepts, for error messages.
+pub(crate) fn unsupported(model: &str, op: &Operation, accepted: &str) -> String {
+    format!("the {model} model has no operation `{}` (it accepts {accepted})", op.f)
+}
