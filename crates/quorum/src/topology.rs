@@ -1,0 +1,293 @@
+//! The parsed, validated shape of a cluster: datacenters, the nodes in them, the links between them and the Raft
+//! timing. Built only by [`Topology::parse`] (from a topology file) or [`Topology::from_voter_counts`] (for
+//! placement questions and tests), so every value of this type has passed validation.
+//!
+//! Invariants (checked on construction, relied on everywhere else):
+//! 1. at least one voter in total, and every datacenter holds at least one node;
+//! 2. node ids are 1-based and dense, in file order: datacenter by datacenter, voters before learners;
+//! 3. host names are `<dc>-n<k>`, `k` counting from 1 within the datacenter;
+//! 4. there is a link profile for every unordered pair of distinct datacenters.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use crate::topology_file::TopologyError;
+
+/// A node's id: 1-based, stable for a given topology file (the simulator uses it as the Raft node id).
+pub type NodeId = u64;
+
+/// What a node does in consensus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Votes in elections and counts towards the commit majority.
+    Voter,
+    /// Receives the log but never votes and never campaigns.
+    Learner,
+}
+
+/// One node of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Node {
+    pub id: NodeId,
+    /// `<dc>-n<k>`, e.g. `dc1-n2`: a fault can address a whole datacenter by its prefix.
+    pub host: String,
+    pub dc: String,
+    pub role: Role,
+}
+
+/// One datacenter as the file declared it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Datacenter {
+    pub name: String,
+    pub voters: u32,
+    pub learners: u32,
+    /// Whether clients sit here; they reach the cluster through this datacenter's nodes.
+    pub clients: bool,
+}
+
+/// Latency and jitter of one link, in milliseconds (one way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LinkProfile {
+    pub latency_ms: u64,
+    pub jitter_ms: u64,
+}
+
+impl LinkProfile {
+    pub fn latency(&self) -> Duration {
+        Duration::from_millis(self.latency_ms)
+    }
+
+    pub fn jitter(&self) -> Duration {
+        Duration::from_millis(self.jitter_ms)
+    }
+}
+
+/// Raft timing the simulator should configure; defaults follow etcd's (100 ms heartbeat, 1 s election timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RaftTiming {
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms_min: u64,
+    pub election_timeout_ms_max: u64,
+}
+
+impl Default for RaftTiming {
+    fn default() -> Self {
+        RaftTiming { heartbeat_ms: 100, election_timeout_ms_min: 1000, election_timeout_ms_max: 2000 }
+    }
+}
+
+/// A validated cluster topology.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Topology {
+    name: String,
+    description: String,
+    /// Where it came from: a file path, `shipped:<name>` or `generated`.
+    source: String,
+    datacenters: Vec<Datacenter>,
+    nodes: Vec<Node>,
+    local_link: LinkProfile,
+    #[serde(skip)]
+    dc_links: BTreeMap<(String, String), LinkProfile>,
+    raft: RaftTiming,
+}
+
+/// The unordered pair key for a datacenter link: smaller name first.
+pub(crate) fn pair_key(a: &str, b: &str) -> (String, String) {
+    if a <= b {
+        (a.to_string(), b.to_string())
+    } else {
+        (b.to_string(), a.to_string())
+    }
+}
+
+impl Topology {
+    /// Assembles a topology from already-validated parts and numbers its nodes (invariants 2 and 3).
+    pub(crate) fn assemble(
+        name: String,
+        description: String,
+        source: String,
+        datacenters: Vec<Datacenter>,
+        local_link: LinkProfile,
+        dc_links: BTreeMap<(String, String), LinkProfile>,
+        raft: RaftTiming,
+    ) -> Topology {
+        let mut nodes = Vec::new();
+        for dc in &datacenters {
+            let roles = std::iter::repeat_n(Role::Voter, dc.voters as usize)
+                .chain(std::iter::repeat_n(Role::Learner, dc.learners as usize));
+            for (k, role) in roles.enumerate() {
+                let id = nodes.len() as NodeId + 1;
+                nodes.push(Node { id, host: format!("{}-n{}", dc.name, k + 1), dc: dc.name.clone(), role });
+            }
+        }
+        let topology = Topology { name, description, source, datacenters, nodes, local_link, dc_links, raft };
+        debug_assert!(topology.voter_count() >= 1, "invariant 1: at least one voter");
+        debug_assert!(topology.datacenters.iter().all(|dc| dc.voters + dc.learners >= 1), "invariant 1");
+        topology
+    }
+
+    /// A topology of voters only, datacenters named `dc1`, `dc2`, … in the given order, 1 ms inside a datacenter
+    /// and 10 ms between. Datacenters with zero voters are left out (a datacenter must hold a node).
+    pub fn from_voter_counts(name: &str, voters_per_dc: &[u32]) -> Result<Topology, TopologyError> {
+        let datacenters: Vec<Datacenter> = voters_per_dc
+            .iter()
+            .enumerate()
+            .filter(|(_, &voters)| voters > 0)
+            .map(|(i, &voters)| Datacenter { name: format!("dc{}", i + 1), voters, learners: 0, clients: true })
+            .collect();
+        if datacenters.is_empty() {
+            return Err(TopologyError::new("generated", None, "no voters: a cluster needs at least one voter"));
+        }
+        let mut dc_links = BTreeMap::new();
+        for (i, a) in datacenters.iter().enumerate() {
+            for b in &datacenters[i + 1..] {
+                dc_links.insert(pair_key(&a.name, &b.name), LinkProfile { latency_ms: 10, jitter_ms: 1 });
+            }
+        }
+        Ok(Topology::assemble(
+            name.to_string(),
+            format!("{} voters placed {}", voters_per_dc.iter().sum::<u32>(), placement_label(voters_per_dc)),
+            "generated".to_string(),
+            datacenters,
+            LinkProfile { latency_ms: 1, jitter_ms: 0 },
+            dc_links,
+            RaftTiming::default(),
+        ))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn datacenters(&self) -> &[Datacenter] {
+        &self.datacenters
+    }
+
+    pub fn datacenter(&self, name: &str) -> Option<&Datacenter> {
+        self.datacenters.iter().find(|dc| dc.name == name)
+    }
+
+    /// Every node in id order.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        self.nodes.get(index)
+    }
+
+    pub fn node_by_host(&self, host: &str) -> Option<&Node> {
+        self.nodes.iter().find(|node| node.host == host)
+    }
+
+    pub fn node_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.nodes.iter().map(|node| node.id)
+    }
+
+    pub fn voter_ids(&self) -> BTreeSet<NodeId> {
+        self.nodes.iter().filter(|node| node.role == Role::Voter).map(|node| node.id).collect()
+    }
+
+    pub fn voter_count(&self) -> usize {
+        self.nodes.iter().filter(|node| node.role == Role::Voter).count()
+    }
+
+    /// Votes a leader needs, itself included: `voters / 2 + 1`.
+    pub fn majority(&self) -> usize {
+        crate::majority::majority(self.voter_count())
+    }
+
+    /// The ids of the nodes in datacenter `dc`, in id order (empty for an unknown name).
+    pub fn nodes_in_dc(&self, dc: &str) -> Vec<NodeId> {
+        self.nodes.iter().filter(|node| node.dc == dc).map(|node| node.id).collect()
+    }
+
+    pub fn voters_in_dc(&self, dc: &str) -> usize {
+        self.datacenter(dc).map_or(0, |dc| dc.voters as usize)
+    }
+
+    pub fn host(&self, id: NodeId) -> Option<&str> {
+        self.node(id).map(|node| node.host.as_str())
+    }
+
+    pub fn dc_of(&self, id: NodeId) -> Option<&str> {
+        self.node(id).map(|node| node.dc.as_str())
+    }
+
+    /// Datacenters where clients sit, in file order.
+    pub fn client_dcs(&self) -> Vec<&str> {
+        self.datacenters.iter().filter(|dc| dc.clients).map(|dc| dc.name.as_str()).collect()
+    }
+
+    /// The link profile inside any one datacenter.
+    pub fn local_link(&self) -> LinkProfile {
+        self.local_link
+    }
+
+    /// The link profile between two datacenters (the local one when `a == b`); `None` for an unknown name.
+    pub fn dc_link(&self, a: &str, b: &str) -> Option<LinkProfile> {
+        if a == b {
+            return self.datacenter(a).map(|_| self.local_link);
+        }
+        self.dc_links.get(&pair_key(a, b)).copied()
+    }
+
+    /// Every pair of distinct datacenters with its link, in name order.
+    pub fn dc_links(&self) -> impl Iterator<Item = (&str, &str, LinkProfile)> + '_ {
+        self.dc_links.iter().map(|((a, b), link)| (a.as_str(), b.as_str(), *link))
+    }
+
+    /// The link profile the simulator should give messages between two nodes; `None` for an unknown id.
+    pub fn latency_between(&self, a: NodeId, b: NodeId) -> Option<LinkProfile> {
+        self.dc_link(self.dc_of(a)?, self.dc_of(b)?)
+    }
+
+    pub fn raft_timing(&self) -> RaftTiming {
+        self.raft
+    }
+
+    /// Voters per datacenter as `2/2/1`, in file order.
+    pub fn placement_label(&self) -> String {
+        let counts: Vec<u32> = self.datacenters.iter().map(|dc| dc.voters).collect();
+        placement_label(&counts)
+    }
+}
+
+/// `[2, 2, 1]` → `2/2/1`.
+pub fn placement_label(voters_per_dc: &[u32]) -> String {
+    voters_per_dc.iter().map(u32::to_string).collect::<Vec<_>>().join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_named_after_their_datacenter_and_ids_follow_file_order() {
+        let topology = Topology::from_voter_counts("t", &[2, 0, 1]).expect("valid");
+        let hosts: Vec<_> = topology.nodes().iter().map(|n| (n.id, n.host.as_str())).collect();
+        assert_eq!(hosts, vec![(1, "dc1-n1"), (2, "dc1-n2"), (3, "dc3-n1")]);
+        assert_eq!(topology.majority(), 2);
+        assert_eq!(topology.latency_between(1, 3).map(|l| l.latency_ms), Some(10));
+        assert_eq!(topology.latency_between(1, 2).map(|l| l.latency_ms), Some(1));
+        assert_eq!(topology.node(0), None);
+        assert_eq!(topology.node(4), None);
+    }
+
+    #[test]
+    fn zero_voters_is_an_error_not_a_panic() {
+        assert!(Topology::from_voter_counts("t", &[0, 0]).is_err());
+    }
+}
