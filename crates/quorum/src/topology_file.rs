@@ -139,7 +139,8 @@ impl Topology {
         let at = Locator { file, text };
         let raw: RawTopology = toml::from_str(text).map_err(|error| {
             let line = error.span().map(|span| at.line_of(&span));
-            TopologyError::new(file, line, error.message().trim_end())
+            let message: Vec<&str> = error.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            TopologyError::new(file, line, message.join(": "))
         })?;
         validate(&at, raw)
     }
@@ -209,7 +210,7 @@ fn validate(at: &Locator, raw: RawTopology) -> Result<Topology, TopologyError> {
         }
         None => LinkProfile { latency_ms: 1, jitter_ms: 0 },
     };
-    let dc_links = dc_links(at, &raw.link, &datacenters)?;
+    let dc_links = dc_links(at, &raw.link, &datacenters, &first_line_of)?;
     let raft = raft_timing(at, raw.raft.as_ref())?;
     Ok(Topology::assemble(
         raw.name.into_inner().trim().to_string(),
@@ -235,6 +236,7 @@ fn dc_links(
     at: &Locator,
     raw_links: &[RawLink],
     datacenters: &[Datacenter],
+    line_of_dc: &BTreeMap<String, usize>,
 ) -> Result<BTreeMap<(String, String), LinkProfile>, TopologyError> {
     let known = |name: &str| datacenters.iter().any(|dc| dc.name == name);
     let mut links = BTreeMap::new();
@@ -276,7 +278,7 @@ fn dc_links(
             if !links.contains_key(&pair_key(&a.name, &b.name)) {
                 return Err(TopologyError::new(
                     at.file,
-                    None,
+                    line_of_dc.get(&b.name).copied(),
                     format!(
                         "no link between \"{}\" and \"{}\": add [[link]] between = [\"{}\", \"{}\"] with latency_ms",
                         a.name, b.name, a.name, b.name
