@@ -1,0 +1,257 @@
+//! `quorumlab cluster`: initialize, inspect and run local clusters of real node processes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use clap::{Subcommand, ValueEnum};
+
+use super::{parse_duration, parse_endpoints, Endpoints, EXIT_FAILED, EXIT_USAGE};
+use crate::client::admin;
+use crate::net::Transport;
+use crate::pb;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Initialize a new cluster whose voters are the nodes at these endpoints.
+    Init {
+        #[arg(long, value_parser = parse_endpoints)]
+        endpoints: Endpoints,
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Show every endpoint's Raft status, like `etcdctl endpoint status`.
+    Status {
+        #[arg(long, env = "QUORUMLAB_ENDPOINTS", value_parser = parse_endpoints)]
+        endpoints: Endpoints,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Start a local cluster of real node processes, initialize it, and stop it on Ctrl-C.
+    Up {
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
+        nodes: u64,
+        #[arg(long, default_value_t = 7001)]
+        base_port: u16,
+        /// Where the nodes keep their data (default: a new temporary directory).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+pub async fn run(cmd: ClusterCommand) -> u8 {
+    match cmd {
+        ClusterCommand::Init { endpoints, timeout } => init(&endpoints.0, timeout).await,
+        ClusterCommand::Status { endpoints, format, timeout } => status(&endpoints.0, format, timeout).await,
+        ClusterCommand::Up { nodes, base_port, data_dir } => up(nodes, base_port, data_dir).await,
+    }
+}
+
+/// Asks every endpoint for its id, then initializes the cluster through the first.
+async fn init(endpoints: &[String], timeout: Duration) -> u8 {
+    let mut members = BTreeMap::new();
+    for e in endpoints {
+        match admin::status(Transport::Tcp, e, timeout).await {
+            Ok(s) => {
+                if let Some(prev) = members.insert(s.id, e.clone()) {
+                    eprintln!("error: {prev} and {e} both report node id {}", s.id);
+                    return EXIT_USAGE;
+                }
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                return EXIT_FAILED;
+            }
+        }
+    }
+    match admin::initialize(Transport::Tcp, &endpoints[0], &members, timeout).await {
+        Ok(()) => {
+            let list: Vec<String> = members.iter().map(|(id, a)| format!("{id}={a}")).collect();
+            println!("initialized a cluster of {} voters: {}", members.len(), list.join(" "));
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+fn log_index(l: &Option<pb::LogId>) -> String {
+    l.as_ref().map(|l| l.index.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn voters(s: &pb::StatusResponse) -> String {
+    let Some(m) = &s.membership else { return "-".into() };
+    let sets: Vec<String> =
+        m.configs.iter().map(|c| c.ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")).collect();
+    sets.join(" + ")
+}
+
+async fn status(endpoints: &[String], format: Format, timeout: Duration) -> u8 {
+    let mut rows = Vec::new();
+    for e in endpoints {
+        rows.push((e.clone(), admin::status(Transport::Tcp, e, timeout).await));
+    }
+    let failed = rows.iter().any(|(_, r)| r.is_err());
+    match format {
+        Format::Json => {
+            let list: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(e, r)| match r {
+                    Ok(s) => serde_json::json!({
+                        "endpoint": e, "id": s.id, "role": s.role, "term": s.current_term,
+                        "vote": s.vote.as_ref().map(|v| serde_json::json!({"term": v.term, "node_id": v.node_id, "committed": v.committed})),
+                        "leader": (s.leader_id != 0).then_some(s.leader_id),
+                        "last_log_index": s.last_log_index,
+                        "committed_index": s.committed.as_ref().map(|l| l.index),
+                        "applied_index": s.applied.as_ref().map(|l| l.index),
+                        "snapshot_index": s.snapshot.as_ref().map(|l| l.index),
+                        "purged_index": s.purged.as_ref().map(|l| l.index),
+                        "voters": s.membership.as_ref().map(|m| m.configs.iter().map(|c| c.ids.clone()).collect::<Vec<_>>()),
+                    }),
+                    Err(err) => serde_json::json!({"endpoint": e, "error": err}),
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+        }
+        Format::Table => {
+            let header = ["ENDPOINT", "ID", "ROLE", "TERM", "LEADER", "LAST LOG", "COMMITTED", "APPLIED", "VOTERS"];
+            let mut table: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+            for (e, r) in &rows {
+                table.push(match r {
+                    Ok(s) => vec![
+                        e.clone(),
+                        s.id.to_string(),
+                        s.role.clone(),
+                        s.current_term.to_string(),
+                        if s.leader_id == 0 { "-".into() } else { s.leader_id.to_string() },
+                        s.last_log_index.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+                        log_index(&s.committed),
+                        log_index(&s.applied),
+                        voters(s),
+                    ],
+                    Err(err) => vec![e.clone(), format!("error: {err}")],
+                });
+            }
+            print!("{}", render_table(&table));
+        }
+    }
+    if failed {
+        EXIT_FAILED
+    } else {
+        0
+    }
+}
+
+/// Left-aligned columns separated by two spaces.
+fn render_table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter().filter(|r| r.len() > 1).filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let cells: Vec<String> = r.iter().enumerate().map(|(i, s)| format!("{s:<w$}", w = widths[i])).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Starts `nodes` node processes of this same executable, initializes them, waits for Ctrl-C.
+async fn up(nodes: u64, base_port: u16, data_dir: Option<PathBuf>) -> u8 {
+    if u64::from(base_port) + nodes > 65_536 {
+        eprintln!("error: --base-port {base_port} leaves no room for {nodes} nodes");
+        return EXIT_USAGE;
+    }
+    let (dir, _temp) = match data_dir {
+        Some(d) => (d, None),
+        None => match tempfile::Builder::new().prefix("quorumlab-").tempdir() {
+            Ok(t) => (t.path().to_path_buf(), Some(t)),
+            Err(e) => {
+                eprintln!("error: cannot create a temporary directory: {e}");
+                return EXIT_FAILED;
+            }
+        },
+    };
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: cannot find the quorumlab executable: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let addrs: BTreeMap<u64, String> =
+        (1..=nodes).map(|id| (id, format!("127.0.0.1:{}", u64::from(base_port) + id - 1))).collect();
+    let mut children = Vec::new();
+    for (id, addr) in &addrs {
+        let mut cmd = tokio::process::Command::new(&exe);
+        cmd.arg("node").arg("--id").arg(id.to_string()).arg("--listen").arg(addr);
+        cmd.arg("--data-dir").arg(dir.join(format!("node-{id}")));
+        for (peer, paddr) in addrs.iter().filter(|(p, _)| *p != id) {
+            cmd.arg("--peer").arg(format!("{peer}={paddr}"));
+        }
+        cmd.stdin(Stdio::null()).kill_on_drop(true);
+        match cmd.spawn() {
+            Ok(c) => children.push(c),
+            Err(e) => {
+                eprintln!("error: cannot start node {id}: {e}");
+                return EXIT_FAILED;
+            }
+        }
+    }
+    let endpoints: Vec<String> = addrs.values().cloned().collect();
+    let code = async {
+        // Wait until every node answers, then initialize (a restarted cluster is already initialized).
+        for e in &endpoints {
+            let mut ok = false;
+            for _ in 0..100 {
+                if admin::status(Transport::Tcp, e, Duration::from_millis(500)).await.is_ok() {
+                    ok = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if !ok {
+                eprintln!("error: node at {e} did not start (is the port free?)");
+                return EXIT_FAILED;
+            }
+        }
+        match admin::initialize(Transport::Tcp, &endpoints[0], &addrs, Duration::from_secs(5)).await {
+            Ok(()) => eprintln!("initialized a new cluster"),
+            Err(e) => eprintln!("not initializing ({e}); continuing with the existing cluster"),
+        }
+        println!("cluster of {nodes} nodes is up; data in {}", dir.display());
+        println!("endpoints: {}", endpoints.join(","));
+        println!("try: quorumlab kv put hello world --endpoints {}", endpoints.join(","));
+        println!("press Ctrl-C to stop");
+        let _ = tokio::signal::ctrl_c().await;
+        0
+    }
+    .await;
+    eprintln!("stopping {} nodes", children.len());
+    for c in &mut children {
+        if let Some(pid) = c.id() {
+            // SIGTERM lets each node shut Raft down and flush its storage.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+    for c in &mut children {
+        if tokio::time::timeout(Duration::from_secs(5), c.wait()).await.is_err() {
+            let _ = c.kill().await;
+        }
+    }
+    code
+}

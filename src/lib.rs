@@ -1,0 +1,16 @@
+//! quorumlab: a real Raft key-value cluster (openraft + sled + tonic) that runs under turmoil's
+//! deterministic simulated network and, with the same code, as real processes over TCP.
+
+pub mod pb {
+    //! Generated protobuf and gRPC code (`proto/quorumlab.proto`).
+    tonic::include_proto!("quorumlab.v1");
+}
+
+pub mod cli;
+pub mod client;
+pub mod net;
+pub mod node;
+pub mod runtime;
+pub mod sim;
+pub mod store;
+pub mod types;

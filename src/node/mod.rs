@@ -1,0 +1,150 @@
+//! A quorumlab node: one openraft instance over sled storage, serving gRPC.
+//!
+//! The same code runs as a real process (`quorumlab node`) and as a turmoil host; the only
+//! difference is the [`Transport`] handed to the network seam and the storage [`Durability`].
+//!
+//! Caller's duties:
+//! 1. Open storage first (`store::open_dir` for a real process, `store::open_db` in simulation).
+//! 2. Call [`start`] inside the runtime that will own the node (a turmoil host's, in simulation).
+//! 3. Initialize the cluster once, on one node, with the full voter set (`Admin/Initialize`).
+//! 4. Stop with [`RunningNode::shutdown`]; in simulation a crashed host just drops everything.
+
+pub mod convert;
+pub mod raft_network;
+pub mod service;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::net::{self, Transport};
+use crate::pb;
+use crate::store::{KvReader, LogStore, StateMachineStore};
+use crate::types::{NodeId, Raft};
+pub use raft_network::MAX_MESSAGE_BYTES;
+use service::Services;
+
+/// Raft timing, in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Timing {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Deadline of one peer RPC (append-entries, vote).
+    pub rpc_timeout_ms: u64,
+    /// Deadline a node gives one client request before answering "outcome unknown".
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Timing {
+    /// etcd-like defaults for one datacenter.
+    fn default() -> Self {
+        Timing {
+            heartbeat_ms: 50,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 600,
+            rpc_timeout_ms: 200,
+            request_timeout_ms: 2_000,
+        }
+    }
+}
+
+/// Everything a node needs besides its storage.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    /// Address to bind, e.g. `127.0.0.1:7001` or, in simulation, `0.0.0.0:7000`.
+    pub listen: String,
+    /// Address peers and clients use to reach this node (`dc1-n1:7000` in simulation).
+    pub advertise: String,
+    pub transport: Transport,
+    pub timing: Timing,
+    /// Build a snapshot after this many log entries since the last one; the log is then purged
+    /// behind the snapshot, keeping `logs_kept_after_snapshot` entries for slow followers.
+    pub snapshot_every: u64,
+    pub logs_kept_after_snapshot: u64,
+}
+
+impl NodeConfig {
+    fn raft_config(&self) -> Result<openraft::Config, NodeError> {
+        let t = &self.timing;
+        let config = openraft::Config {
+            cluster_name: "quorumlab".into(),
+            heartbeat_interval: t.heartbeat_ms,
+            election_timeout_min: t.election_timeout_min_ms,
+            election_timeout_max: t.election_timeout_max_ms,
+            install_snapshot_timeout: t.request_timeout_ms.max(t.rpc_timeout_ms * 10),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
+            purge_batch_size: 64,
+            ..Default::default()
+        };
+        config.validate().map_err(|e| NodeError::Config(e.to_string()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("invalid Raft configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("cannot start Raft: {0}")]
+    Raft(String),
+}
+
+/// A started node.
+pub struct RunningNode {
+    pub id: NodeId,
+    pub raft: Raft,
+    pub reader: KvReader,
+    server: JoinHandle<()>,
+}
+
+/// Starts a node: Raft over the given storage, and the gRPC server on `config.listen`.
+pub async fn start(config: NodeConfig, log: LogStore, sm: StateMachineStore) -> Result<RunningNode, NodeError> {
+    let raft_config = Arc::new(config.raft_config()?);
+    let reader = sm.reader();
+    let network = raft_network::Network {
+        id: config.id,
+        transport: config.transport,
+        rpc_timeout: Duration::from_millis(config.timing.rpc_timeout_ms),
+        snapshot_timeout: Duration::from_millis(raft_config.install_snapshot_timeout),
+        backoff: Duration::from_millis(config.timing.heartbeat_ms.max(10)),
+    };
+    let raft = Raft::new(config.id, raft_config, network, log, sm).await.map_err(|e| NodeError::Raft(e.to_string()))?;
+    let incoming = net::listen(config.transport, &config.listen)
+        .await
+        .map_err(|source| NodeError::Listen { addr: config.listen.clone(), source })?;
+    let services = Services {
+        id: config.id,
+        addr: config.advertise.clone(),
+        raft: raft.clone(),
+        reader: reader.clone(),
+        request_timeout: Duration::from_millis(config.timing.request_timeout_ms),
+    };
+    let router = tonic::transport::Server::builder()
+        .add_service(
+            pb::raft_service_server::RaftServiceServer::new(services.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(pb::kv_service_server::KvServiceServer::new(services.clone()))
+        .add_service(pb::admin_service_server::AdminServiceServer::new(services));
+    let id = config.id;
+    let server = tokio::spawn(async move {
+        if let Err(e) = router.serve_with_incoming(incoming).await {
+            tracing::error!(node = id, error = %e, "gRPC server stopped");
+        }
+    });
+    Ok(RunningNode { id: config.id, raft, reader, server })
+}
+
+impl RunningNode {
+    /// Stops Raft and the server.
+    pub async fn shutdown(self) {
+        let _ = self.raft.shutdown().await;
+        self.server.abort();
+    }
+}

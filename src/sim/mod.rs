@@ -1,0 +1,307 @@
+//! Runs a quorumlab cluster inside turmoil's deterministic simulated network.
+//!
+//! Each Raft node is a turmoil host running the same [`crate::node`] code as a real process, over
+//! the simulated transport. Storage is real sled, without fsync: the simulator keeps every node's
+//! `sled::Db` open across a simulated crash, like an OS page cache that outlives a killed
+//! process, so a `crash` + `bounce` restarts the node with exactly what it wrote
+//! (see [`crate::store::Durability::ProcessCrash`]).
+//!
+//! Caller's duties:
+//! 1. Build a [`SimCluster`] with a seed; every random choice (turmoil's network, openraft's
+//!    election timeouts, tokio's scheduler, client ids and backoff) then flows from that seed.
+//! 2. Add client futures with [`SimCluster::client`]; they talk to nodes only through gRPC.
+//! 3. Drive the simulation with [`SimCluster::run`] or [`SimCluster::run_until`], crash and
+//!    bounce hosts between steps; partitions may also be cut from inside a client future.
+
+pub mod trace;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::ServerState;
+
+use crate::client::{admin, Client, ClientConfig};
+use crate::net::Transport;
+use crate::node::{self, NodeConfig, Timing};
+use crate::runtime;
+use crate::store::{self, Durability, KvReader};
+use crate::types::{NodeId, Raft, RaftMetrics};
+pub use trace::Trace;
+
+/// The port every simulated node listens on.
+pub const PORT: u16 = 7000;
+
+/// How to build a simulated cluster.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    pub seed: u64,
+    /// Voters: id → host name. Ids are 1-based.
+    pub nodes: BTreeMap<NodeId, String>,
+    pub timing: Timing,
+    pub snapshot_every: u64,
+    pub logs_kept_after_snapshot: u64,
+    /// One-way message latency range on every link.
+    pub min_latency: Duration,
+    pub max_latency: Duration,
+    /// The simulation fails if it runs longer than this (simulated time).
+    pub duration: Duration,
+}
+
+impl SimOptions {
+    /// `n` voters named `n1`…`nN` in one datacenter.
+    pub fn new(seed: u64, n: u64) -> Self {
+        SimOptions {
+            seed,
+            nodes: (1..=n).map(|id| (id, format!("n{id}"))).collect(),
+            timing: Timing::default(),
+            snapshot_every: 500,
+            logs_kept_after_snapshot: 100,
+            min_latency: Duration::from_millis(1),
+            max_latency: Duration::from_millis(5),
+            duration: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A running node as the simulator sees it: for observation, never for issuing client requests.
+#[derive(Clone)]
+pub struct NodeView {
+    pub raft: Raft,
+    pub reader: KvReader,
+}
+
+/// State shared between the simulator, its hosts and client futures.
+#[derive(Clone)]
+pub struct Shared {
+    pub options: Arc<SimOptions>,
+    pub trace: Trace,
+    /// The node currently running on each host (replaced when a host restarts).
+    pub nodes: Arc<Mutex<BTreeMap<NodeId, NodeView>>>,
+    /// Every node's storage; it outlives simulated crashes.
+    dbs: Arc<Mutex<BTreeMap<NodeId, sled::Db>>>,
+}
+
+impl Shared {
+    pub fn host(&self, id: NodeId) -> &str {
+        self.options.nodes.get(&id).map(String::as_str).unwrap_or("?")
+    }
+
+    pub fn endpoint(&self, id: NodeId) -> String {
+        format!("{}:{PORT}", self.host(id))
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.options.nodes.keys().map(|id| self.endpoint(*id)).collect()
+    }
+
+    /// A client session that knows every node.
+    pub fn client(&self) -> Client {
+        self.client_of(&self.options.nodes.keys().copied().collect::<Vec<_>>())
+    }
+
+    /// A client session that starts from the given nodes.
+    pub fn client_of(&self, ids: &[NodeId]) -> Client {
+        let cfg = ClientConfig::new(ids.iter().map(|id| self.endpoint(*id)).collect(), Transport::Sim);
+        Client::new(cfg).unwrap_or_else(|e| unreachable!("a simulated cluster always has endpoints: {e}"))
+    }
+
+    /// Metrics of every running node.
+    pub fn metrics(&self) -> BTreeMap<NodeId, RaftMetrics> {
+        let nodes = self.nodes.lock().map(|n| n.clone()).unwrap_or_default();
+        nodes.into_iter().map(|(id, n)| (id, n.raft.metrics().borrow().clone())).collect()
+    }
+
+    /// The leader with the highest term among running nodes that believe they lead.
+    pub fn leader(&self) -> Option<(NodeId, u64)> {
+        self.metrics()
+            .into_iter()
+            .filter(|(_, m)| m.state == ServerState::Leader)
+            .map(|(id, m)| (id, m.current_term))
+            .max_by_key(|(_, t)| *t)
+    }
+
+    /// Polls (in simulated time) until `pred` holds or `timeout` passes.
+    pub async fn wait_for(&self, timeout: Duration, mut pred: impl FnMut(&Shared) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if pred(self) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until some node leads among the nodes in `among`, and returns it.
+    pub async fn wait_for_leader_among(&self, among: &[NodeId], timeout: Duration) -> Option<NodeId> {
+        let mut found = None;
+        self.wait_for(timeout, |s| {
+            found = s.leader_among(among);
+            found.is_some()
+        })
+        .await;
+        found
+    }
+
+    fn leader_among(&self, among: &[NodeId]) -> Option<NodeId> {
+        self.metrics()
+            .into_iter()
+            .filter(|(id, m)| among.contains(id) && m.state == ServerState::Leader)
+            .max_by_key(|(_, m)| m.current_term)
+            .map(|(id, _)| id)
+    }
+
+    /// Initializes the cluster through node `via` with every voter.
+    pub async fn initialize(&self, via: NodeId) -> Result<(), String> {
+        let members: BTreeMap<u64, String> = self.options.nodes.keys().map(|id| (*id, self.endpoint(*id))).collect();
+        admin::initialize(Transport::Sim, &self.endpoint(via), &members, Duration::from_secs(2)).await
+    }
+}
+
+/// A simulated cluster: the turmoil simulation plus the state its hosts share.
+pub struct SimCluster<'a> {
+    pub sim: turmoil::Sim<'a>,
+    pub shared: Shared,
+}
+
+impl<'a> SimCluster<'a> {
+    pub fn new(options: SimOptions) -> Self {
+        runtime::seed_thread_rng(options.seed);
+        let sim = turmoil::Builder::new()
+            .rng_seed(options.seed)
+            .simulation_duration(options.duration)
+            .min_message_latency(options.min_latency)
+            .max_message_latency(options.max_latency)
+            .tcp_capacity(4096)
+            .build();
+        let shared =
+            Shared { options: Arc::new(options), trace: Trace::default(), nodes: Arc::default(), dbs: Arc::default() };
+        let mut cluster = SimCluster { sim, shared };
+        let ids: Vec<NodeId> = cluster.shared.options.nodes.keys().copied().collect();
+        for id in ids {
+            cluster.add_host(id);
+        }
+        cluster
+    }
+
+    fn add_host(&mut self, id: NodeId) {
+        let shared = self.shared.clone();
+        let name = shared.host(id).to_string();
+        self.sim.host(name, move || run_host(shared.clone(), id));
+    }
+
+    /// Adds a client future; it ends the simulation with an error if it returns one.
+    pub fn client<F>(&mut self, name: &str, f: F)
+    where
+        F: Future<Output = Result<(), String>> + 'static,
+    {
+        self.sim.client(name, async move { f.await.map_err(|e| e.into()) });
+    }
+
+    /// Runs until every client future has finished.
+    pub fn run(&mut self) -> Result<(), String> {
+        self.sim.run().map_err(|e| e.to_string())
+    }
+
+    /// Steps the simulation until `pred` holds (true) or `timeout` of simulated time passes
+    /// (false). Hosts keep running after every client future has finished.
+    pub fn run_until(&mut self, timeout: Duration, mut pred: impl FnMut(&Shared) -> bool) -> Result<bool, String> {
+        let deadline = self.sim.elapsed() + timeout;
+        loop {
+            if pred(&self.shared) {
+                return Ok(true);
+            }
+            if self.sim.elapsed() >= deadline {
+                return Ok(false);
+            }
+            self.sim.step().map_err(|e| e.to_string())?;
+        }
+    }
+
+    /// Kills a node's host: its in-flight state is gone, its storage is kept.
+    pub fn crash(&mut self, id: NodeId) {
+        self.shared.trace.record(format!("nemesis: crash node {id}"));
+        if let Ok(mut n) = self.shared.nodes.lock() {
+            n.remove(&id);
+        }
+        let host = self.shared.host(id).to_string();
+        self.sim.crash(host);
+    }
+
+    /// Restarts a crashed node's host from its storage.
+    pub fn bounce(&mut self, id: NodeId) {
+        self.shared.trace.record(format!("nemesis: restart node {id}"));
+        let host = self.shared.host(id).to_string();
+        self.sim.bounce(host);
+    }
+
+    /// Replaces a node's storage with an empty one (a wiped disk); takes effect at the next bounce.
+    pub fn wipe(&mut self, id: NodeId) -> Result<(), String> {
+        self.shared.trace.record(format!("nemesis: wipe node {id}'s disk"));
+        let db = store::sim_db().map_err(|e| e.to_string())?;
+        self.shared.dbs.lock().map_err(|e| e.to_string())?.insert(id, db);
+        Ok(())
+    }
+}
+
+/// A turmoil host: open (or reopen) the node's storage, start the node, and watch its metrics.
+async fn run_host(shared: Shared, id: NodeId) -> turmoil::Result {
+    let db = {
+        let mut dbs = shared.dbs.lock().map_err(|e| e.to_string())?;
+        match dbs.get(&id) {
+            Some(db) => db.clone(),
+            None => {
+                let db = store::sim_db()?;
+                dbs.insert(id, db.clone());
+                db
+            }
+        }
+    };
+    let (log, sm) = store::open_db(db, Durability::ProcessCrash)?;
+    let opts = &shared.options;
+    let config = NodeConfig {
+        id,
+        listen: format!("0.0.0.0:{PORT}"),
+        advertise: shared.endpoint(id),
+        transport: Transport::Sim,
+        timing: opts.timing,
+        snapshot_every: opts.snapshot_every,
+        logs_kept_after_snapshot: opts.logs_kept_after_snapshot,
+    };
+    let running = node::start(config, log, sm).await?;
+    let view = NodeView { raft: running.raft.clone(), reader: running.reader.clone() };
+    shared.nodes.lock().map_err(|e| e.to_string())?.insert(id, view);
+    shared.trace.record(format!("node {id}: started"));
+    let mut metrics = running.raft.metrics();
+    let mut last = String::new();
+    loop {
+        let line = describe(id, &metrics.borrow_and_update());
+        if line != last {
+            shared.trace.record(&line);
+            last = line;
+        }
+        if metrics.changed().await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// One trace line for a node's metrics.
+fn describe(id: NodeId, m: &RaftMetrics) -> String {
+    let leader = m.current_leader.map(|l| l.to_string()).unwrap_or_else(|| "-".into());
+    let voters: Vec<String> = m.membership_config.membership().voter_ids().map(|v| v.to_string()).collect();
+    format!(
+        "node {id}: {:?} term {} leader {leader} last_log {} applied {} snapshot {} purged {} voters [{}]",
+        m.state,
+        m.current_term,
+        m.last_log_index.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+        m.last_applied.map(|l| l.index.to_string()).unwrap_or_else(|| "-".into()),
+        m.snapshot.map(|l| l.index.to_string()).unwrap_or_else(|| "-".into()),
+        m.purged.map(|l| l.index.to_string()).unwrap_or_else(|| "-".into()),
+        voters.join(","),
+    )
+}

@@ -1,0 +1,67 @@
+//! The simulation trace: every Raft metrics change and every client operation, stamped with
+//! simulated time. Two runs of one seed must produce the identical trace, byte for byte.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// An append-only, shareable list of trace lines.
+#[derive(Clone, Default)]
+pub struct Trace {
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+/// Simulated time since the start of the simulation (zero outside one).
+pub fn sim_now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+/// Formats a simulated instant as `seconds.millis`.
+pub fn stamp(d: Duration) -> String {
+    format!("{:>4}.{:03}", d.as_secs(), d.subsec_millis())
+}
+
+impl Trace {
+    /// Appends `line`, stamped with the current simulated time.
+    pub fn record(&self, line: impl AsRef<str>) {
+        let line = format!("{} {}", stamp(sim_now()), line.as_ref());
+        tracing::debug!(target: "quorumlab::trace", "{line}");
+        if let Ok(mut l) = self.lines.lock() {
+            l.push(line);
+        }
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// A digest of the whole trace, for comparing runs cheaply (FNV-1a, stable across platforms).
+    pub fn digest(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for line in self.lines() {
+            for b in line.bytes().chain(std::iter::once(b'\n')) {
+                h ^= b as u64;
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        h
+    }
+}
+
+/// tracing timestamps: simulated time inside a simulation, wall-clock time outside.
+pub struct SimOrWallTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimOrWallTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        match turmoil::sim_elapsed() {
+            Some(d) => write!(w, "sim+{}", stamp(d).trim_start()),
+            None => tracing_subscriber::fmt::time::SystemTime.format_time(w),
+        }
+    }
+}
+
+/// Installs a `RUST_LOG`-controlled subscriber that stamps simulated time (idempotent).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_timer(SimOrWallTime).with_test_writer().try_init();
+}
