@@ -1,0 +1,82 @@
+//! Bad input gets a clear error and a non-zero exit, never a panic.
+
+use std::process::{Command, Output};
+
+const EXE: &str = env!("CARGO_BIN_EXE_quorumlab");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(EXE).args(args).output().expect("run quorumlab")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_no_panic(o: &Output) {
+    let e = stderr(o);
+    assert!(!e.contains("panicked"), "quorumlab panicked: {e}");
+}
+
+#[test]
+fn a_malformed_peer_is_a_usage_error_that_says_what_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = run(&["node", "--id", "1", "--listen", "127.0.0.1:7001", "--data-dir", d, "--peer", "127.0.0.1:7002"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ID=HOST:PORT"), "{}", stderr(&o));
+    let o = run(&["node", "--id", "0", "--listen", "127.0.0.1:7001", "--data-dir", d]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_no_panic(&o);
+}
+
+#[test]
+fn an_unreachable_endpoint_fails_with_a_clear_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ep = format!("127.0.0.1:{port}");
+    let o = run(&["kv", "get", "k", "--endpoints", &ep, "--timeout", "1s"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&ep), "the error names the endpoint: {}", stderr(&o));
+    assert_no_panic(&o);
+    let o = run(&["cluster", "status", "--endpoints", &ep]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("unreachable"), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+#[test]
+fn a_directory_that_is_not_a_quorumlab_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("important.txt"), "not raft data").unwrap();
+    let d = dir.path().to_str().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let o = run(&["node", "--id", "1", "--listen", &format!("127.0.0.1:{port}"), "--data-dir", d]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a quorumlab data directory"), "{}", stderr(&o));
+    assert!(stderr(&o).contains(d), "the error names the directory: {}", stderr(&o));
+    assert_no_panic(&o);
+    assert_eq!(std::fs::read_to_string(dir.path().join("important.txt")).unwrap(), "not raft data");
+}
+
+#[test]
+fn an_oversized_key_or_value_is_refused_before_it_is_sent() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ep = format!("127.0.0.1:{port}");
+    let key = "k".repeat(quorumlab::types::MAX_KEY_BYTES + 1);
+    let o = run(&["kv", "put", &key, "v", "--endpoints", &ep]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("the limit is"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not applied"), "{}", stderr(&o));
+    assert_no_panic(&o);
+}
+
+#[test]
+fn bad_arguments_say_what_is_allowed() {
+    let o = run(&["cluster", "status", "--endpoints", "nohost", "--format", "table"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("HOST:PORT"), "{}", stderr(&o));
+    let o = run(&["cluster", "status", "--endpoints", "127.0.0.1:1", "--format", "yaml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("table") && stderr(&o).contains("json"), "{}", stderr(&o));
+    let o = run(&["kv", "get", "k", "--timeout", "5 parsecs"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_no_panic(&o);
+}
