@@ -1,0 +1,221 @@
+//! The Raft log and the vote, in sled: openraft's [`RaftLogStorage`] and [`RaftLogReader`].
+//!
+//! Tree `raft_log`: big-endian index → bincode `Entry`.
+//! Tree `raft_state`: `vote`, `committed`, `last_purged` → bincode `Vote` / `LogId`.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader};
+use sled::{Batch, Db, Tree};
+
+use super::codec::{self, decode, encode, index_from_key, index_key, CorruptRecord};
+use super::Durability;
+use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+
+const VOTE_KEY: &[u8] = b"vote";
+const COMMITTED_KEY: &[u8] = b"committed";
+const LAST_PURGED_KEY: &[u8] = b"last_purged";
+
+/// The Raft log and vote of one node. Cloning shares the same trees (it is also the log reader).
+#[derive(Clone)]
+pub struct LogStore {
+    db: Db,
+    /// Invariant: the indexes are consecutive (openraft never leaves a hole; purge and truncate
+    /// cut only at the ends), and in a running cluster all are above `last_purged` (restored on
+    /// open if a crash interrupted a purge).
+    log: Tree,
+    state: Tree,
+    durability: Durability,
+}
+
+impl LogStore {
+    pub(crate) fn open(db: &Db, durability: Durability) -> Result<Self, sled::Error> {
+        Ok(Self { db: db.clone(), log: db.open_tree("raft_log")?, state: db.open_tree("raft_state")?, durability })
+    }
+
+    /// Finishes a purge that a crash interrupted between recording `last_purged` and deleting
+    /// the entries, restoring the invariant on `log`.
+    pub(crate) fn finish_interrupted_purge(&self) -> Result<(), StorageError> {
+        if let Some(purged) = self.last_purged()? {
+            self.remove_through(purged.index)?;
+        }
+        Ok(())
+    }
+
+    fn read_state<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
+        match self.state.get(key).map_err(codec::read_store)? {
+            Some(bytes) => decode(&bytes).map(Some).map_err(codec::read_store),
+            None => Ok(None),
+        }
+    }
+
+    fn write_state<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
+        let bytes = encode(value).map_err(codec::write_store)?;
+        self.state.insert(key, bytes).map_err(codec::write_store)?;
+        Ok(())
+    }
+
+    fn last_purged(&self) -> Result<Option<LogId>, StorageError> {
+        self.read_state(LAST_PURGED_KEY)
+    }
+
+    /// Makes every write so far durable when the mode asks for it. sled flushes the whole Db, so
+    /// this also persists the state machine's writes made before it.
+    async fn flush_if_fsync(&self) -> Result<(), sled::Error> {
+        match self.durability {
+            Durability::Fsync => self.db.flush_async().await.map(|_| ()),
+            Durability::ProcessCrash => Ok(()),
+        }
+    }
+
+    fn remove_range(&self, range: impl RangeBounds<[u8; 8]>) -> Result<(), StorageError> {
+        let mut batch = Batch::default();
+        for key in self.log.range(range).keys() {
+            batch.remove(key.map_err(codec::read_logs)?);
+        }
+        self.log.apply_batch(batch).map_err(codec::delete_logs)
+    }
+
+    fn remove_through(&self, index: u64) -> Result<(), StorageError> {
+        self.remove_range(..=index_key(index))
+    }
+
+    fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry, StorageError> {
+        let index = index_from_key(key).map_err(codec::read_logs)?;
+        let entry: Entry = decode(value).map_err(codec::read_logs)?;
+        if entry.log_id.index != index {
+            let msg = format!("entry {} stored under index {index}", entry.log_id);
+            return Err(codec::read_logs(CorruptRecord(msg)));
+        }
+        Ok(entry)
+    }
+}
+
+fn to_key_range<RB: RangeBounds<u64>>(range: &RB) -> (Bound<[u8; 8]>, Bound<[u8; 8]>) {
+    let map = |b: Bound<&u64>| match b {
+        Bound::Included(i) => Bound::Included(index_key(*i)),
+        Bound::Excluded(i) => Bound::Excluded(index_key(*i)),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    (map(range.start_bound()), map(range.end_bound()))
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) =
+            (range.start_bound(), range.end_bound())
+        {
+            // sled panics on a range whose start is after its end.
+            if s > e {
+                return Ok(Vec::new());
+            }
+        }
+        let mut entries = Vec::new();
+        for item in self.log.range(to_key_range(&range)) {
+            let (key, value) = item.map_err(codec::read_logs)?;
+            let entry = Self::decode_entry(&key, &value)?;
+            debug_assert!(
+                entries.last().is_none_or(|prev: &Entry| prev.log_id.index + 1 == entry.log_id.index),
+                "hole in the log before {}",
+                entry.log_id
+            );
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged_log_id = self.last_purged()?;
+        let last_entry = match self.log.last().map_err(codec::read_logs)? {
+            Some((key, value)) => Some(Self::decode_entry(&key, &value)?.log_id),
+            None => None,
+        };
+        // `max`, not "last entry if any": openraft's storage suite appends below a purge point
+        // (openraft itself never does), and the answer must still not go backwards.
+        let last_log_id = last_entry.max(last_purged_log_id);
+        Ok(LogState { last_purged_log_id, last_log_id })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        let bytes = encode(vote).map_err(codec::write_vote)?;
+        self.state.insert(VOTE_KEY, bytes).map_err(codec::write_vote)?;
+        self.flush_if_fsync().await.map_err(codec::write_vote)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        match self.state.get(VOTE_KEY).map_err(codec::read_vote)? {
+            Some(bytes) => decode(&bytes).map(Some).map_err(codec::read_vote),
+            None => Ok(None),
+        }
+    }
+
+    /// Not flushed: openraft only uses it to re-apply committed entries sooner after a restart,
+    /// and the next append or vote flush persists it anyway.
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        match committed {
+            Some(c) => self.write_state(COMMITTED_KEY, &c),
+            None => self.state.remove(COMMITTED_KEY).map(|_| ()).map_err(codec::write_store),
+        }
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        self.read_state(COMMITTED_KEY)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = Batch::default();
+        for entry in entries {
+            let bytes = encode(&entry).map_err(codec::write_logs)?;
+            batch.insert(&index_key(entry.log_id.index), bytes);
+        }
+        // One batch: a crash keeps all of these entries or none, so no hole can appear.
+        self.log.apply_batch(batch).map_err(codec::write_logs)?;
+        // Acknowledge only what is durable: after the flush in Fsync mode; in ProcessCrash mode
+        // the Db outlives the crashed process, so the write itself is enough.
+        match self.flush_if_fsync().await {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                let io_error = std::io::Error::from(e);
+                let err = codec::write_logs_ref(&io_error);
+                callback.log_io_completed(Err(io_error));
+                Err(err)
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        debug_assert!(self.last_purged()?.is_none_or(|p| p.index < log_id.index), "truncating purged entries");
+        self.remove_range(index_key(log_id.index)..)?;
+        // Flushed so that entries a conflict removed cannot come back after power loss.
+        self.flush_if_fsync().await.map_err(codec::delete_logs)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let previous = self.last_purged()?;
+        debug_assert!(previous <= Some(log_id), "last_purged moves forward: {previous:?} -> {log_id}");
+        // Record first: if a crash comes between the two writes, open() finishes the deletion.
+        self.write_state(LAST_PURGED_KEY, &log_id)?;
+        self.remove_through(log_id.index)?;
+        self.flush_if_fsync().await.map_err(codec::delete_logs)
+    }
+}

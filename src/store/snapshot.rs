@@ -1,0 +1,152 @@
+//! Snapshots: the serialized state machine, the durable "current snapshot", and the builder.
+//!
+//! Tree `snapshot`: `meta` → bincode `SnapshotMeta`, `data` → the [`SnapshotPayload`] bytes,
+//! always written together in one batch or transaction.
+
+use openraft::RaftSnapshotBuilder;
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Batch, Db, Tree};
+
+use super::codec::{self, decode, encode, CorruptRecord};
+use super::kv::{Session, Versioned};
+use super::Durability;
+use crate::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+
+const META_KEY: &[u8] = b"meta";
+const DATA_KEY: &[u8] = b"data";
+
+/// Version of the [`SnapshotPayload`] byte layout; bump it when the layout changes.
+pub(crate) const PAYLOAD_FORMAT: u32 = 1;
+
+/// The whole key-value state and the client sessions, as shipped to a follower.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SnapshotPayload {
+    /// Always [`PAYLOAD_FORMAT`] when written; first, so a reader can check it before the rest.
+    pub format: u32,
+    /// The applied log id this state corresponds to.
+    /// Invariant: equals the `last_log_id` of the snapshot meta shipped with it.
+    pub applied: Option<LogId>,
+    /// Sorted by key.
+    pub kv: Vec<(Vec<u8>, Versioned)>,
+    /// Sorted by client id.
+    pub sessions: Vec<(u64, Session)>,
+}
+
+impl SnapshotPayload {
+    pub(crate) fn to_bytes(&self) -> Result<Vec<u8>, bincode::Error> {
+        encode(self)
+    }
+
+    /// Decodes snapshot data received from a leader or read back from disk, checking that it
+    /// belongs to `meta`.
+    pub(crate) fn from_bytes(bytes: &[u8], meta: &SnapshotMeta) -> Result<Self, StorageError> {
+        let format: u32 = decode(bytes).map_err(codec::read_snapshot)?;
+        if format != PAYLOAD_FORMAT {
+            let msg = format!("snapshot payload format {format}, this build reads {PAYLOAD_FORMAT}");
+            return Err(codec::read_snapshot(CorruptRecord(msg)));
+        }
+        let payload: SnapshotPayload = decode(bytes).map_err(codec::read_snapshot)?;
+        if payload.applied != meta.last_log_id {
+            let msg = format!(
+                "snapshot {} holds state applied up to {:?} but its meta says {:?}",
+                meta.snapshot_id, payload.applied, meta.last_log_id
+            );
+            return Err(codec::read_snapshot(CorruptRecord(msg)));
+        }
+        Ok(payload)
+    }
+}
+
+/// The durable current snapshot of one node.
+#[derive(Clone)]
+pub(crate) struct SnapshotStore {
+    /// Invariant: `meta` and `data` are both present or both absent, and `data` decodes to a
+    /// payload whose `applied` equals `meta.last_log_id`.
+    tree: Tree,
+}
+
+impl SnapshotStore {
+    pub(crate) fn open(db: &Db) -> Result<Self, sled::Error> {
+        Ok(Self { tree: db.open_tree("snapshot")? })
+    }
+
+    pub(crate) fn current(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StorageError> {
+        let meta = self.tree.get(META_KEY).map_err(codec::read_snapshot)?;
+        let data = self.tree.get(DATA_KEY).map_err(codec::read_snapshot)?;
+        match (meta, data) {
+            (Some(meta), Some(data)) => {
+                let meta: SnapshotMeta = decode(&meta).map_err(codec::read_snapshot)?;
+                Ok(Some((meta, data.to_vec())))
+            }
+            (None, None) => Ok(None),
+            _ => Err(codec::read_snapshot(CorruptRecord("snapshot meta without data or data without meta".into()))),
+        }
+    }
+
+    /// Replaces the current snapshot (used by install, which openraft only calls with a newer one).
+    pub(crate) fn replace(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+        let mut batch = Batch::default();
+        batch.insert(META_KEY, encode(meta).map_err(codec::write_snapshot)?);
+        batch.insert(DATA_KEY, data);
+        self.tree.apply_batch(batch).map_err(codec::write_snapshot)
+    }
+
+    /// Saves a freshly built snapshot unless a newer one is already current. A build runs
+    /// concurrently with the state machine, so an install may have landed meanwhile; keeping the
+    /// newer one preserves "snapshot covers every purged entry".
+    pub(crate) fn save_unless_older(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<bool, StorageError> {
+        let meta_bytes = encode(meta).map_err(codec::write_snapshot)?;
+        let result = self.tree.transaction(|tx| {
+            if let Some(bytes) = tx.get(META_KEY)? {
+                let current: SnapshotMeta = decode(&bytes).map_err(ConflictableTransactionError::Abort)?;
+                if current.last_log_id > meta.last_log_id {
+                    return Ok(false);
+                }
+            }
+            tx.insert(META_KEY, meta_bytes.as_slice())?;
+            tx.insert(DATA_KEY, data)?;
+            Ok(true)
+        });
+        match result {
+            Ok(saved) => Ok(saved),
+            Err(TransactionError::Abort(e)) => Err(codec::read_snapshot(e)),
+            Err(TransactionError::Storage(e)) => Err(codec::write_snapshot(e)),
+        }
+    }
+}
+
+/// Builds a snapshot from state captured when openraft asked for the builder.
+///
+/// openraft runs the build in a separate task while the state machine keeps applying, so the
+/// state is copied up front (in `get_snapshot_builder`, which is serialized with `apply`) rather
+/// than read from the live tree, which has no point-in-time view.
+pub struct SnapshotBuilder {
+    pub(crate) db: Db,
+    pub(crate) snapshots: SnapshotStore,
+    pub(crate) durability: Durability,
+    pub(crate) membership: StoredMembership,
+    /// The captured state, or the error met while capturing it (reported by `build_snapshot`).
+    pub(crate) captured: Result<SnapshotPayload, StorageError>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let payload = self.captured.clone()?;
+        let data = payload.to_bytes().map_err(codec::write_snapshot)?;
+        // generate_id is persistent and deterministic, so ids never repeat and simulation traces
+        // stay reproducible (no clock, no randomness).
+        let unique = self.db.generate_id().map_err(codec::write_snapshot)?;
+        let snapshot_id = match payload.applied {
+            Some(id) => format!("{}-{}-{unique}", id.leader_id, id.index),
+            None => format!("empty-{unique}"),
+        };
+        let meta = SnapshotMeta { last_log_id: payload.applied, last_membership: self.membership.clone(), snapshot_id };
+        let saved = self.snapshots.save_unless_older(&meta, &data)?;
+        if saved && self.durability == Durability::Fsync {
+            self.db.flush_async().await.map_err(codec::write_snapshot)?;
+        }
+        tracing::debug!(snapshot_id = %meta.snapshot_id, saved, bytes = data.len(), "built snapshot");
+        Ok(Snapshot { meta, snapshot: Box::new(SnapshotData(data)) })
+    }
+}

@@ -1,0 +1,301 @@
+//! The key-value state machine in sled: openraft's [`RaftStateMachine`], plus [`KvReader`] for
+//! linearizable reads.
+//!
+//! Tree `sm`, one tree so that one sled batch makes each apply atomic:
+//! - `0x00 "applied"` → bincode `LogId`; `0x00 "membership"` → bincode `StoredMembership`;
+//! - `0x01 ++ key` → bincode [`Versioned`];
+//! - `0x02 ++ client_id (big-endian)` → bincode [`Session`].
+//!
+//! Recovery therefore never sees a key change without the applied id and session that go with it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, OptionalSend};
+use sled::{Batch, Db, Tree};
+
+use super::codec::{self, decode, encode, CorruptRecord};
+use super::kv::{check_session, execute, noop_response, KeyWrite, Session, SessionCheck, Versioned, NO_SESSION};
+use super::snapshot::{SnapshotBuilder, SnapshotPayload, SnapshotStore, PAYLOAD_FORMAT};
+use super::Durability;
+use crate::types::{
+    Entry, LogId, Request, Response, Snapshot, SnapshotData, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
+
+const APPLIED_KEY: &[u8] = b"\x00applied";
+const MEMBERSHIP_KEY: &[u8] = b"\x00membership";
+const KV_PREFIX: u8 = 0x01;
+const SESSION_PREFIX: u8 = 0x02;
+
+fn kv_key(key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(KV_PREFIX);
+    k.extend_from_slice(key);
+    k
+}
+
+fn session_key(client_id: u64) -> [u8; 9] {
+    let mut k = [SESSION_PREFIX; 9];
+    k[1..].copy_from_slice(&client_id.to_be_bytes());
+    k
+}
+
+fn read_versioned(sm: &Tree, key: &[u8]) -> Result<Option<Versioned>, StorageError> {
+    match sm.get(kv_key(key)).map_err(codec::read_state_machine)? {
+        Some(bytes) => decode(&bytes).map(Some).map_err(codec::read_state_machine),
+        None => Ok(None),
+    }
+}
+
+/// Reads the applied key-value state. Cheap to clone; shares the state machine's tree, so it
+/// sees every batch as soon as `apply` has written it.
+///
+/// Linearizability is the caller's duty: read only after `Raft::ensure_linearizable` returned
+/// and the state machine has applied up to the index it returned.
+#[derive(Clone)]
+pub struct KvReader {
+    sm: Tree,
+    applied_index: Arc<AtomicU64>,
+}
+
+impl KvReader {
+    /// The key's value and its mod_revision (log index of its last write), or `None` if absent.
+    pub fn get(&self, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>, StorageError> {
+        Ok(read_versioned(&self.sm, key)?.map(|v| (v.value, v.mod_revision)))
+    }
+
+    /// Log index of the last entry applied to the state machine (0 before any).
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index.load(Ordering::Acquire)
+    }
+}
+
+/// Writes of one `apply` call not yet in sled, so later entries of the batch see earlier ones.
+#[derive(Default)]
+struct Pending {
+    /// `None` = delete.
+    kv: BTreeMap<Vec<u8>, Option<Versioned>>,
+    sessions: BTreeMap<u64, Session>,
+}
+
+/// The key-value state machine of one node.
+pub struct StateMachineStore {
+    db: Db,
+    sm: Tree,
+    snapshots: SnapshotStore,
+    durability: Durability,
+    /// Invariant: equal to the records under `APPLIED_KEY` / `MEMBERSHIP_KEY` in `sm`
+    /// (cached, because openraft asks often).
+    applied: Option<LogId>,
+    membership: StoredMembership,
+    /// Invariant: `applied.map_or(0, |l| l.index)`, published for [`KvReader`].
+    applied_index: Arc<AtomicU64>,
+}
+
+impl StateMachineStore {
+    pub(crate) fn open(db: &Db, durability: Durability) -> Result<Self, StorageError> {
+        let sm = db.open_tree("sm").map_err(codec::read_state_machine)?;
+        let snapshots = SnapshotStore::open(db).map_err(codec::read_snapshot)?;
+        let applied: Option<LogId> = match sm.get(APPLIED_KEY).map_err(codec::read_state_machine)? {
+            Some(bytes) => Some(decode(&bytes).map_err(codec::read_state_machine)?),
+            None => None,
+        };
+        let membership: StoredMembership = match sm.get(MEMBERSHIP_KEY).map_err(codec::read_state_machine)? {
+            Some(bytes) => decode(&bytes).map_err(codec::read_state_machine)?,
+            None => StoredMembership::default(),
+        };
+        let applied_index = Arc::new(AtomicU64::new(applied.map_or(0, |l| l.index)));
+        Ok(Self { db: db.clone(), sm, snapshots, durability, applied, membership, applied_index })
+    }
+
+    /// Brings the state machine up to the current snapshot if a crash came between saving an
+    /// installed snapshot and replacing the state with it.
+    pub(crate) fn catch_up_with_snapshot(&mut self) -> Result<(), StorageError> {
+        if let Some((meta, data)) = self.snapshots.current()? {
+            if meta.last_log_id > self.applied {
+                tracing::warn!(snapshot_id = %meta.snapshot_id, "state machine behind its snapshot; reinstalling");
+                let payload = SnapshotPayload::from_bytes(&data, &meta)?;
+                self.replace_state(&meta, payload)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A reader of the applied state, for linearizable reads and the status call.
+    pub fn reader(&self) -> KvReader {
+        KvReader { sm: self.sm.clone(), applied_index: self.applied_index.clone() }
+    }
+
+    fn read_session(&self, client_id: u64) -> Result<Option<Session>, StorageError> {
+        match self.sm.get(session_key(client_id)).map_err(codec::read_state_machine)? {
+            Some(bytes) => decode(&bytes).map(Some).map_err(codec::read_state_machine),
+            None => Ok(None),
+        }
+    }
+
+    fn apply_request(&self, pending: &mut Pending, request: &Request, index: u64) -> Result<Response, StorageError> {
+        let session = match pending.sessions.get(&request.client_id) {
+            Some(s) => Some(s.clone()),
+            None => self.read_session(request.client_id)?,
+        };
+        if let SessionCheck::Duplicate(earlier) = check_session(request, session.as_ref()) {
+            tracing::debug!(%request, index, "duplicate request answered from its session");
+            return Ok(earlier);
+        }
+        let key = request.op.key();
+        let current = match pending.kv.get(key) {
+            Some(v) => v.clone(),
+            None => read_versioned(&self.sm, key)?,
+        };
+        let (response, write) = execute(&request.op, current.as_ref(), index);
+        match write {
+            KeyWrite::Keep => {}
+            KeyWrite::Set(v) => {
+                pending.kv.insert(key.to_vec(), Some(v));
+            }
+            KeyWrite::Remove => {
+                pending.kv.insert(key.to_vec(), None);
+            }
+        }
+        if request.client_id != NO_SESSION {
+            let session = Session { last_seq: request.seq, last_response: response.clone() };
+            pending.sessions.insert(request.client_id, session);
+        }
+        Ok(response)
+    }
+
+    fn set_applied(&mut self, applied: Option<LogId>, membership: StoredMembership) {
+        self.applied = applied;
+        self.membership = membership;
+        self.applied_index.store(applied.map_or(0, |l| l.index), Ordering::Release);
+    }
+
+    /// Replaces the whole state with a snapshot's, in one batch.
+    fn replace_state(&mut self, meta: &SnapshotMeta, payload: SnapshotPayload) -> Result<(), StorageError> {
+        let mut batch = Batch::default();
+        for key in self.sm.iter().keys() {
+            batch.remove(key.map_err(codec::read_state_machine)?);
+        }
+        // A later insert of the same key in a batch overrides the remove above.
+        if let Some(applied) = meta.last_log_id {
+            batch.insert(APPLIED_KEY, encode(&applied).map_err(codec::write_state_machine)?);
+        }
+        batch.insert(MEMBERSHIP_KEY, encode(&meta.last_membership).map_err(codec::write_state_machine)?);
+        for (key, versioned) in &payload.kv {
+            batch.insert(kv_key(key), encode(versioned).map_err(codec::write_state_machine)?);
+        }
+        for (client_id, session) in &payload.sessions {
+            batch.insert(&session_key(*client_id), encode(session).map_err(codec::write_state_machine)?);
+        }
+        self.sm.apply_batch(batch).map_err(codec::write_state_machine)?;
+        self.set_applied(meta.last_log_id, meta.last_membership.clone());
+        Ok(())
+    }
+
+    /// Copies the applied state, for a snapshot.
+    fn capture(&self) -> Result<SnapshotPayload, StorageError> {
+        let mut kv = Vec::new();
+        for item in self.sm.scan_prefix([KV_PREFIX]) {
+            let (key, value) = item.map_err(codec::read_state_machine)?;
+            kv.push((key[1..].to_vec(), decode(&value).map_err(codec::read_state_machine)?));
+        }
+        let mut sessions = Vec::new();
+        for item in self.sm.scan_prefix([SESSION_PREFIX]) {
+            let (key, value) = item.map_err(codec::read_state_machine)?;
+            let id_bytes: [u8; 8] = key[1..]
+                .try_into()
+                .map_err(|_| codec::read_state_machine(CorruptRecord(format!("session key of {} bytes", key.len()))))?;
+            sessions.push((u64::from_be_bytes(id_bytes), decode(&value).map_err(codec::read_state_machine)?));
+        }
+        Ok(SnapshotPayload { format: PAYLOAD_FORMAT, applied: self.applied, kv, sessions })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        Ok((self.applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut pending = Pending::default();
+        let mut responses = Vec::new();
+        let mut applied = self.applied;
+        let mut membership = self.membership.clone();
+        for entry in entries {
+            let index = entry.log_id.index;
+            debug_assert!(applied.is_none_or(|a| a.index < index), "apply {} after {applied:?}", entry.log_id);
+            let response = match &entry.payload {
+                EntryPayload::Blank => noop_response(index),
+                EntryPayload::Membership(m) => {
+                    membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                    noop_response(index)
+                }
+                EntryPayload::Normal(request) => self.apply_request(&mut pending, request, index)?,
+            };
+            debug_assert!(response.revision <= index, "a response revision is never in the future");
+            responses.push(response);
+            applied = Some(entry.log_id);
+        }
+        if applied == self.applied {
+            return Ok(responses);
+        }
+        // One batch: the key changes, the sessions, the applied id and the membership land
+        // together or not at all.
+        let mut batch = Batch::default();
+        for (key, value) in &pending.kv {
+            match value {
+                Some(v) => batch.insert(kv_key(key), encode(v).map_err(codec::write_state_machine)?),
+                None => batch.remove(kv_key(key)),
+            }
+        }
+        for (client_id, session) in &pending.sessions {
+            batch.insert(&session_key(*client_id), encode(session).map_err(codec::write_state_machine)?);
+        }
+        if let Some(a) = applied {
+            batch.insert(APPLIED_KEY, encode(&a).map_err(codec::write_state_machine)?);
+        }
+        batch.insert(MEMBERSHIP_KEY, encode(&membership).map_err(codec::write_state_machine)?);
+        self.sm.apply_batch(batch).map_err(codec::write_state_machine)?;
+        self.set_applied(applied, membership);
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder {
+            db: self.db.clone(),
+            snapshots: self.snapshots.clone(),
+            durability: self.durability,
+            membership: self.membership.clone(),
+            captured: self.capture(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError> {
+        Ok(Box::default())
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<SnapshotData>) -> Result<(), StorageError> {
+        let payload = SnapshotPayload::from_bytes(&snapshot.0, meta)?;
+        // Snapshot first: if a crash comes before the state is replaced, open() finishes the job
+        // from the saved snapshot (`catch_up_with_snapshot`).
+        self.snapshots.replace(meta, &snapshot.0)?;
+        self.replace_state(meta, payload)?;
+        if self.durability == Durability::Fsync {
+            self.db.flush_async().await.map_err(codec::write_snapshot)?;
+        }
+        tracing::info!(snapshot_id = %meta.snapshot_id, last_log_id = ?meta.last_log_id, "installed snapshot");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        Ok(self.snapshots.current()?.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(SnapshotData(data)) }))
+    }
+}
