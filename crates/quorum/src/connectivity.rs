@@ -238,10 +238,8 @@ impl FaultShape {
             FaultShape::OneWay { from, to } => format!("drop {} → {}", host(from), host(to)),
             FaultShape::OneWayDc { from, to } => format!("drop {from} → {to}"),
             FaultShape::SplitGroups { groups } => {
-                let names: Vec<String> = groups
-                    .iter()
-                    .map(|group| group.iter().map(&host).collect::<Vec<_>>().join(" "))
-                    .collect();
+                let names: Vec<String> =
+                    groups.iter().map(|group| group.iter().map(&host).collect::<Vec<_>>().join(" ")).collect();
                 format!("split {{{}}}", names.join("} | {"))
             }
             FaultShape::MajoritiesRing => "majorities ring".to_string(),
@@ -259,9 +257,8 @@ impl FaultShape {
     pub fn single_dc_faults(topology: &Topology) -> Vec<FaultShape> {
         let mut faults: Vec<FaultShape> =
             topology.datacenters().iter().map(|dc| FaultShape::LoseDc { dc: dc.name.clone() }).collect();
-        faults.extend(
-            topology.dc_links().map(|(a, b, _)| FaultShape::CutDcLink { a: a.to_string(), b: b.to_string() }),
-        );
+        faults
+            .extend(topology.dc_links().map(|(a, b, _)| FaultShape::CutDcLink { a: a.to_string(), b: b.to_string() }));
         faults
     }
 }

@@ -13,9 +13,13 @@
 
 pub mod cli;
 pub mod connectivity;
+pub mod explain;
 pub mod majority;
+pub mod place;
 pub mod predict;
+pub mod report;
 pub mod shipped;
+pub mod table;
 pub mod topology;
 mod topology_file;
 

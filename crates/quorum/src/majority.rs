@@ -66,7 +66,8 @@ mod tests {
     #[test]
     fn majority_and_tolerance_match_the_etcd_faq_table() {
         let table: Vec<(usize, usize, usize)> = (1..=9).map(|n| (n, majority(n), failures_tolerated(n))).collect();
-        let etcd_faq = vec![(1, 1, 0), (2, 2, 0), (3, 2, 1), (4, 3, 1), (5, 3, 2), (6, 4, 2), (7, 4, 3), (8, 5, 3), (9, 5, 4)];
+        let etcd_faq =
+            vec![(1, 1, 0), (2, 2, 0), (3, 2, 1), (4, 3, 1), (5, 3, 2), (6, 4, 2), (7, 4, 3), (8, 5, 3), (9, 5, 4)];
         assert_eq!(table, etcd_faq);
     }
 

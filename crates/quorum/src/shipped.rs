@@ -50,14 +50,11 @@ pub fn resolve(arg: &str) -> Result<Topology, TopologyError> {
 }
 
 fn read_file(path: &str) -> Result<Topology, TopologyError> {
-    let text = std::fs::read_to_string(path).map_err(|e| TopologyError::new(path, None, format!("cannot read: {e}")))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| TopologyError::new(path, None, format!("cannot read: {e}")))?;
     Topology::parse(path, &text)
 }
 
 fn unknown(arg: &str) -> TopologyError {
-    TopologyError::new(
-        arg,
-        None,
-        format!("no such file, and not a shipped topology (shipped: {})", NAMES.join(", ")),
-    )
+    TopologyError::new(arg, None, format!("no such file, and not a shipped topology (shipped: {})", NAMES.join(", ")))
 }

@@ -204,7 +204,9 @@ fn validate(at: &Locator, raw: RawTopology) -> Result<Topology, TopologyError> {
     let local_link = match &raw.local_link {
         Some(link) => {
             if let Some(between) = &link.between {
-                return Err(at.error_at(&between.span(), "local_link applies inside every datacenter: remove `between`"));
+                return Err(
+                    at.error_at(&between.span(), "local_link applies inside every datacenter: remove `between`")
+                );
             }
             link_profile(at, link, "local_link")?
         }
@@ -299,7 +301,8 @@ fn raft_timing(at: &Locator, raw: Option<&RawRaft>) -> Result<RaftTiming, Topolo
     };
     let heartbeat_ms = field(&raw.heartbeat_ms, "heartbeat_ms", defaults.heartbeat_ms)?;
     let min = field(&raw.election_timeout_ms_min, "election_timeout_ms_min", defaults.election_timeout_ms_min)?;
-    let max = field(&raw.election_timeout_ms_max, "election_timeout_ms_max", defaults.election_timeout_ms_max.max(min))?;
+    let max =
+        field(&raw.election_timeout_ms_max, "election_timeout_ms_max", defaults.election_timeout_ms_max.max(min))?;
     let span_of = |value: &Option<Spanned<toml::Value>>| value.as_ref().map(|v| v.span());
     if heartbeat_ms == 0 {
         let line = span_of(&raw.heartbeat_ms).map(|span| at.line_of(&span));

@@ -75,7 +75,10 @@ jitter_ms = 5
     let topology = Topology::parse("inline.toml", text).expect("valid");
     let hosts: Vec<_> = topology.nodes().iter().map(|n| (n.id, n.host.as_str(), n.role)).collect();
     use quorumlab_quorum::Role::{Learner, Voter};
-    assert_eq!(hosts, vec![(1, "east-n1", Voter), (2, "east-n2", Voter), (3, "east-n3", Learner), (4, "west-n1", Voter)]);
+    assert_eq!(
+        hosts,
+        vec![(1, "east-n1", Voter), (2, "east-n2", Voter), (3, "east-n3", Learner), (4, "west-n1", Voter)]
+    );
     assert_eq!((topology.voter_count(), topology.majority()), (3, 2));
     let link = topology.latency_between(3, 4).expect("known nodes");
     assert_eq!((link.latency_ms, link.jitter_ms), (30, 5));
