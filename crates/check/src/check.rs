@@ -69,12 +69,12 @@ pub(crate) fn summary<M: Model>(model: &M, op: &Operation, parsed: &M::Op) -> Op
     }
 }
 
+/// One partition's key and its ops as a report shows them.
+pub type PartitionOps = (Option<String>, Vec<OpSummary>);
+
 /// Every partition's ops as a report shows them, for drawing the history.
-pub fn describe_partitions(
-    history: &History,
-    model: &ModelKind,
-) -> Result<Vec<(Option<String>, Vec<OpSummary>)>, CheckError> {
-    fn with<M: Model>(history: &History, model: &M) -> Result<Vec<(Option<String>, Vec<OpSummary>)>, CheckError> {
+pub fn describe_partitions(history: &History, model: &ModelKind) -> Result<Vec<PartitionOps>, CheckError> {
+    fn with<M: Model>(history: &History, model: &M) -> Result<Vec<PartitionOps>, CheckError> {
         let parts = partitions(history, model)?;
         Ok(parts
             .into_iter()

@@ -204,7 +204,7 @@ pub(crate) fn search<M: Model>(
 
     loop {
         steps += 1;
-        if steps % 1024 == 0 && budget.deadline.is_some_and(|d| Instant::now() >= d) {
+        if steps.is_multiple_of(1024) && budget.deadline.is_some_and(|d| Instant::now() >= d) {
             return (SearchResult::OutOfBudget(Exhausted::Time), stats(steps, &memo));
         }
         if node == NONE {

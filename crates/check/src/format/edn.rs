@@ -334,10 +334,7 @@ mod tests {
             .expect("valid");
         let map = &forms[0];
         assert_eq!(map.get("a"), Some(&Edn::Int(1)));
-        assert_eq!(
-            map.get("b"),
-            Some(&Edn::Vector(vec![Edn::Nil, Edn::Bool(true), Edn::Str("s\"".into())]))
-        );
+        assert_eq!(map.get("b"), Some(&Edn::Vector(vec![Edn::Nil, Edn::Bool(true), Edn::Str("s\"".into())])));
         assert_eq!(map.get("d"), Some(&Edn::List(vec![Edn::Int(1), Edn::Int(-2)])));
         assert_eq!(map.get("e"), Some(&Edn::Number("1.5".into())));
         assert_eq!(map.get("g"), Some(&Edn::Char('a')));

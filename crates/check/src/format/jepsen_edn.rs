@@ -70,9 +70,7 @@ pub(crate) fn event_from_map(form: &Edn, line: usize) -> Result<Option<Event>, F
             "ok" => EventKind::Ok,
             "fail" => EventKind::Fail,
             "info" => EventKind::Info,
-            other => {
-                return Err(FormatError::at(line, format!(":type :{other} is not :invoke, :ok, :fail or :info")))
-            }
+            other => return Err(FormatError::at(line, format!(":type :{other} is not :invoke, :ok, :fail or :info"))),
         },
         _ => return Err(FormatError::at(line, "operation has no :type keyword")),
     };

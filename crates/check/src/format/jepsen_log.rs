@@ -1,10 +1,11 @@
 //! Jepsen's plain-text logs of the etcd register test, as used by checker authors as a benchmark:
 //!
 //! ```text
-//! INFO  jepsen.util - 3	:invoke	:cas	[1 4]
-//! INFO  jepsen.util - 3	:fail	:cas	[1 4]
-//! INFO  jepsen.util - 1	:ok	:read	nil
-//! INFO  jepsen.util - 2	:fail	:read	:timed-out
+//! (fields are separated by tabs in real logs; spaces are accepted too)
+//! INFO  jepsen.util - 3 :invoke :cas [1 4]
+//! INFO  jepsen.util - 3 :fail :cas [1 4]
+//! INFO  jepsen.util - 1 :ok :read nil
+//! INFO  jepsen.util - 2 :fail :read :timed-out
 //! ```
 //!
 //! That benchmark's semantics differ from Knossos's and are translated here, so the models need not know:

@@ -33,7 +33,11 @@ pub enum RegisterOp {
     /// `None`: the read's result is unknown, so it constrains nothing.
     Read(Option<Value>),
     Write(Value),
-    Cas { expected: Value, new: Value, outcome: CasOutcome },
+    Cas {
+        expected: Value,
+        new: Value,
+        outcome: CasOutcome,
+    },
 }
 
 /// Reads `[expected new]` and the completion shared by the register and key-value models.
@@ -51,9 +55,9 @@ pub(crate) fn parse_cas(op: &Operation) -> Result<(Value, Value, CasOutcome), St
 
 pub(crate) fn describe_cas(expected: &Value, new: &Value, outcome: CasOutcome) -> String {
     match outcome {
-        CasOutcome::Swapped => format!("cas {expected}→{new}"),
+        // Reports mark unknown outcomes themselves, so an unknown CAS reads like a swap.
+        CasOutcome::Swapped | CasOutcome::Unknown => format!("cas {expected}→{new}"),
         CasOutcome::CompareFailed => format!("cas {expected}→{new} (compare failed)"),
-        CasOutcome::Unknown => format!("cas {expected}→{new} (outcome unknown)"),
     }
 }
 

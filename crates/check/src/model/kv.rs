@@ -22,7 +22,11 @@ pub enum KvOp {
     Get(Option<Value>),
     Put(Value),
     Delete,
-    Cas { expected: Value, new: Value, outcome: CasOutcome },
+    Cas {
+        expected: Value,
+        new: Value,
+        outcome: CasOutcome,
+    },
     Append(Value),
 }
 

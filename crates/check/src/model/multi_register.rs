@@ -63,7 +63,9 @@ impl Model for MultiRegister {
                 Value::List(parts) if parts.len() == 3 => {
                     let (register, v) = (parts[1].clone(), parts[2].clone());
                     match &parts[0] {
-                        Value::Keyword(f) | Value::Str(f) if f == "read" => Ok(MicroOp::Read(register, Some(v).filter(|v| !v.is_nil()))),
+                        Value::Keyword(f) | Value::Str(f) if f == "read" => {
+                            Ok(MicroOp::Read(register, Some(v).filter(|v| !v.is_nil())))
+                        }
                         Value::Keyword(f) | Value::Str(f) if f == "write" => Ok(MicroOp::Write(register, v)),
                         other => Err(format!("txn micro-op must be :read or :write, got {other}")),
                     }
