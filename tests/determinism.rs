@@ -37,6 +37,7 @@ fn run(seed: u64) -> Vec<String> {
         Ok(())
     });
     c.run().unwrap();
+    println!("seed {seed}: {} trace lines, digest {:016x}", c.shared.trace.lines().len(), c.shared.trace.digest());
     c.shared.trace.lines()
 }
 

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use quorumlab::node::PlantedBug;
+use quorumlab::sim::history::Recorder;
 use quorumlab::sim::{Shared, SimCluster, SimOptions};
 
 const SEC: Duration = Duration::from_secs(1);
@@ -72,28 +74,70 @@ fn three_nodes_elect_a_leader_take_writes_and_read_them_back() {
 }
 
 /// 3 nodes; the leader is cut off together with a client host ("beside") that sits next to it.
-/// The majority elects a new leader; nothing sent through the old leader may succeed; after the
-/// repair every node converges and every acknowledged write is readable.
+/// The majority elects a new leader and overwrites a key; nothing sent through the old leader may
+/// succeed; after the repair every node converges, every acknowledged write is readable, and the
+/// whole client history is linearizable.
 #[test]
 fn an_isolated_leader_is_replaced_and_cannot_serve_writes_or_reads() {
-    let (mut c, s) = cluster(7, 3);
+    for seed in seeds(&[7, 8, 9]) {
+        let violations = isolated_leader_scenario(seed, None);
+        assert!(
+            violations.is_empty(),
+            "seed {seed}: {violations:#?}\nreplay: QUORUMLAB_SEED={seed} cargo test --test sim_cluster isolated_leader"
+        );
+    }
+}
+
+/// Negative control: with stale local reads planted in every node, the same scenario must catch
+/// the deposed leader answering a read, and the linearizability checker must reject the history.
+#[test]
+fn negative_control_a_leader_serving_local_reads_is_caught() {
+    let violations = isolated_leader_scenario(7, Some(PlantedBug::StaleLocalReads));
+    assert!(violations.iter().any(|v| v.contains("answered a read")), "{violations:#?}");
+    assert!(violations.iter().any(|v| v.contains("not linearizable")), "{violations:#?}");
+}
+
+/// The seeds to run: `QUORUMLAB_SEED` replays one, otherwise the given defaults.
+fn seeds(defaults: &[u64]) -> Vec<u64> {
+    match std::env::var("QUORUMLAB_SEED").ok().and_then(|s| s.parse().ok()) {
+        Some(seed) => vec![seed],
+        None => defaults.to_vec(),
+    }
+}
+
+/// Runs the scenario and returns every violation seen (empty: all good).
+fn isolated_leader_scenario(seed: u64, planted_bug: Option<PlantedBug>) -> Vec<String> {
+    quorumlab::sim::trace::init_tracing();
+    let mut opts = SimOptions::new(seed, 3);
+    opts.planted_bug = planted_bug;
+    let mut c = SimCluster::new(opts);
+    let s = c.shared.clone();
+    let rec = Recorder::with_trace(s.trace.clone());
+    let violations: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let phase = Arc::new(AtomicU32::new(0));
     let old_leader = Arc::new(AtomicU32::new(0));
     {
-        let (s, phase, old_leader) = (s.clone(), phase.clone(), old_leader.clone());
+        let (s, rec, phase, old_leader) = (s.clone(), rec.clone(), phase.clone(), old_leader.clone());
         c.client("workload", async move {
             s.initialize(1).await?;
             let old = s.wait_for_leader_among(&[1, 2, 3], 5 * SEC).await.ok_or("no leader elected")?;
-            let mut acked = write_keys(&s, "before", 0..10).await?;
+            let mut client = rec.client(s.client());
+            for i in 0..10 {
+                client.put(&format!("k{i}"), "before").await.map_err(|e| e.to_string())?;
+            }
             let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|n| *n != old).collect();
             for r in &rest {
                 turmoil::partition(s.host(old), s.host(*r));
                 turmoil::partition("beside", s.host(*r));
             }
+            s.trace.record(format!("nemesis: isolate leader {old} with client host beside"));
             old_leader.store(old as u32, Ordering::SeqCst);
             let new = s.wait_for_leader_among(&rest, 10 * SEC).await.ok_or("majority side elected no leader")?;
             assert_ne!(new, old);
-            acked.extend(write_keys(&s, "majority", 0..10).await?);
+            // Overwrite keys the old leader still holds, so a stale read would show.
+            for i in 0..10 {
+                client.put(&format!("k{i}"), "after").await.map_err(|e| e.to_string())?;
+            }
             phase.store(1, Ordering::SeqCst);
             while phase.load(Ordering::SeqCst) != 2 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -101,6 +145,7 @@ fn an_isolated_leader_is_replaced_and_cannot_serve_writes_or_reads() {
             for r in &rest {
                 turmoil::repair(s.host(old), s.host(*r));
             }
+            s.trace.record("nemesis: heal");
             let converged = s
                 .wait_for(20 * SEC, |s| {
                     let applied: Vec<_> = s.metrics().values().map(|m| m.last_applied.map(|l| l.index)).collect();
@@ -111,32 +156,52 @@ fn an_isolated_leader_is_replaced_and_cannot_serve_writes_or_reads() {
                 let applied: Vec<_> = s.metrics().values().map(|m| m.last_applied).collect();
                 return Err(format!("nodes did not converge after repair: {applied:?}"));
             }
-            read_all(&s, &acked).await?;
+            for i in 0..10 {
+                let key = format!("k{i}");
+                let got = client.get(&key).await.map_err(|e| e.to_string())?;
+                if got.as_ref().map(|f| f.value.as_slice()) != Some(b"after".as_slice()) {
+                    return Err(format!("acknowledged write lost: {key} should be \"after\", read {got:?}"));
+                }
+            }
             // The write sent through the old leader never reached a quorum: it is not readable.
-            let mut client = s.client();
-            let minority = client.get(b"minority").await.map_err(|e| e.to_string())?;
-            if minority.is_some() {
+            if client.get("minority").await.map_err(|e| e.to_string())?.is_some() {
                 return Err("a write through the isolated leader became visible".into());
             }
             Ok(())
         });
     }
-    c.client("beside", async move {
-        while phase.load(Ordering::SeqCst) != 1 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let old = u64::from(old_leader.load(Ordering::SeqCst));
-        let mut beside = s.client_of(&[old]);
-        if let Ok(r) = beside.put(b"minority", b"x").await {
-            return Err(format!("isolated old leader {old} acknowledged a write at revision {}", r.revision));
-        }
-        if let Ok(v) = beside.get(b"before0").await {
-            return Err(format!("isolated old leader {old} answered a read: {v:?}"));
-        }
-        phase.store(2, Ordering::SeqCst);
-        Ok(())
-    });
-    c.run().unwrap();
+    {
+        let (s, rec, violations) = (s.clone(), rec.clone(), violations.clone());
+        c.client("beside", async move {
+            while phase.load(Ordering::SeqCst) != 1 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let old = u64::from(old_leader.load(Ordering::SeqCst));
+            let mut beside = rec.client(s.client_of(&[old]));
+            if let Ok(r) = beside.put("minority", "x").await {
+                let v = format!("isolated old leader {old} acknowledged a write at revision {}", r.revision);
+                violations.lock().unwrap().push(v);
+            }
+            if let Ok(found) = beside.get("k0").await {
+                let v = found.map(|f| String::from_utf8_lossy(&f.value).into_owned());
+                let v =
+                    format!("isolated old leader {old} answered a read of k0: {v:?} (the majority wrote \"after\")");
+                violations.lock().unwrap().push(v);
+            }
+            phase.store(2, Ordering::SeqCst);
+            Ok(())
+        });
+    }
+    if let Err(e) = c.run() {
+        violations.lock().unwrap().push(format!("simulation failed: {e}"));
+    }
+    match rec.check() {
+        Ok(v) if v.is_linearizable() => {}
+        Ok(v) => violations.lock().unwrap().push(format!("client history not linearizable: {:?}", v.violation())),
+        Err(e) => violations.lock().unwrap().push(format!("checker error: {e}")),
+    }
+    let v = violations.lock().unwrap().clone();
+    v
 }
 
 /// Crash a follower, keep writing, restart it; then crash the leader, keep writing, restart it.

@@ -64,6 +64,7 @@ pub async fn run(args: NodeArgs) -> u8 {
         timing,
         snapshot_every: args.snapshot_every,
         logs_kept_after_snapshot: args.snapshot_every / 2,
+        planted_bug: None,
     };
     let running = match node::start(config, log, sm).await {
         Ok(r) => r,

@@ -50,6 +50,15 @@ impl Default for Timing {
     }
 }
 
+/// A deliberate bug that a negative-control test plants to prove that a check can fail.
+/// Never set outside tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// Answer `Get` from local state whenever this node believes it leads, skipping the
+    /// read-index round trip: the classic stale read of a leader that was deposed behind its back.
+    StaleLocalReads,
+}
+
 /// Everything a node needs besides its storage.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -64,6 +73,8 @@ pub struct NodeConfig {
     /// behind the snapshot, keeping `logs_kept_after_snapshot` entries for slow followers.
     pub snapshot_every: u64,
     pub logs_kept_after_snapshot: u64,
+    /// `None` in every real configuration.
+    pub planted_bug: Option<PlantedBug>,
 }
 
 impl NodeConfig {
@@ -123,6 +134,7 @@ pub async fn start(config: NodeConfig, log: LogStore, sm: StateMachineStore) -> 
         raft: raft.clone(),
         reader: reader.clone(),
         request_timeout: Duration::from_millis(config.timing.request_timeout_ms),
+        planted_bug: config.planted_bug,
     };
     let router = tonic::transport::Server::builder()
         .add_service(

@@ -27,6 +27,7 @@ pub struct Services {
     pub reader: KvReader,
     /// Deadline for one client request (a write's commit, a read's leadership check).
     pub request_timeout: Duration,
+    pub planted_bug: Option<super::PlantedBug>,
 }
 
 /// Builds the status a non-leader answers with: the leader hint travels as a typed protobuf
@@ -117,7 +118,16 @@ impl pb::kv_service_server::KvService for Services {
             return Err(Status::invalid_argument("key must not be empty"));
         }
         self.deadline("the linearizable read", async {
-            match self.raft.ensure_linearizable().await {
+            let confirm = async {
+                if self.planted_bug == Some(super::PlantedBug::StaleLocalReads) {
+                    let m = self.raft.metrics().borrow().clone();
+                    if m.current_leader == Some(self.id) {
+                        return Ok(None);
+                    }
+                }
+                self.raft.ensure_linearizable().await
+            };
+            match confirm.await {
                 Ok(_) => {}
                 Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => return Err(not_leader(&f)),
                 Err(e) => return Err(Status::unavailable(e.to_string())),
@@ -231,6 +241,8 @@ impl pb::admin_service_server::AdminService for Services {
 
     async fn status(&self, _r: GrpcRequest<pb::StatusRequest>) -> Result<GrpcResponse<pb::StatusResponse>, Status> {
         let m = self.raft.metrics().borrow().clone();
+        // openraft 0.9's metrics carry no committed index; the core's state does.
+        let committed = self.raft.with_raft_state(|st| st.committed).await.ok().flatten();
         let membership = m.membership_config.membership();
         let leader_addr =
             m.current_leader.and_then(|l| membership.get_node(&l).map(|n| n.addr.clone())).unwrap_or_default();
@@ -243,7 +255,7 @@ impl pb::admin_service_server::AdminService for Services {
             leader_id: m.current_leader.unwrap_or(0),
             leader_addr,
             last_log_index: m.last_log_index,
-            committed: None,
+            committed: convert::opt_log_id_to_pb(&committed),
             applied: convert::opt_log_id_to_pb(&m.last_applied),
             membership: Some(convert::membership_to_pb(membership)),
             snapshot: convert::opt_log_id_to_pb(&m.snapshot),

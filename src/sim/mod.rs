@@ -13,6 +13,7 @@
 //! 3. Drive the simulation with [`SimCluster::run`] or [`SimCluster::run_until`], crash and
 //!    bounce hosts between steps; partitions may also be cut from inside a client future.
 
+pub mod history;
 pub mod trace;
 
 use std::collections::BTreeMap;
@@ -24,7 +25,7 @@ use openraft::ServerState;
 
 use crate::client::{admin, Client, ClientConfig};
 use crate::net::Transport;
-use crate::node::{self, NodeConfig, Timing};
+use crate::node::{self, NodeConfig, PlantedBug, Timing};
 use crate::runtime;
 use crate::store::{self, Durability, KvReader};
 use crate::types::{NodeId, Raft, RaftMetrics};
@@ -47,6 +48,8 @@ pub struct SimOptions {
     pub max_latency: Duration,
     /// The simulation fails if it runs longer than this (simulated time).
     pub duration: Duration,
+    /// A bug planted in every node, for negative-control tests.
+    pub planted_bug: Option<PlantedBug>,
 }
 
 impl SimOptions {
@@ -61,6 +64,7 @@ impl SimOptions {
             min_latency: Duration::from_millis(1),
             max_latency: Duration::from_millis(5),
             duration: Duration::from_secs(600),
+            planted_bug: None,
         }
     }
 }
@@ -271,6 +275,7 @@ async fn run_host(shared: Shared, id: NodeId) -> turmoil::Result {
         timing: opts.timing,
         snapshot_every: opts.snapshot_every,
         logs_kept_after_snapshot: opts.logs_kept_after_snapshot,
+        planted_bug: opts.planted_bug,
     };
     let running = node::start(config, log, sm).await?;
     let view = NodeView { raft: running.raft.clone(), reader: running.reader.clone() };

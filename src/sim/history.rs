@@ -1,0 +1,135 @@
+//! Client histories recorded in simulation, in the shape the linearizability checker reads.
+//!
+//! Every operation is an `invoke` followed by `ok` (it happened, with its result), `fail` (it
+//! certainly did not happen) or `info` (unknown: a write whose answer never came). As in Jepsen, a
+//! process whose operation ended in `info` never invokes again: the client continues as a new
+//! process, because the old one may still have a write in flight.
+
+use std::sync::{Arc, Mutex};
+
+use quorumlab_check::{Budget, Event, EventKind, History, Kv, ModelKind, Value, Verdict};
+
+use super::trace::{sim_now, Trace};
+use crate::client::{Client, Found, ReadError, WriteError};
+use crate::types::Response;
+
+/// A shared, append-only history of client operations.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    inner: Arc<Mutex<Inner>>,
+    trace: Option<Trace>,
+}
+
+#[derive(Default)]
+struct Inner {
+    history: History,
+    next_process: u64,
+}
+
+impl Recorder {
+    /// A recorder that also writes each completed operation to `trace`.
+    pub fn with_trace(trace: Trace) -> Self {
+        Recorder { inner: Arc::default(), trace: Some(trace) }
+    }
+
+    fn new_process(&self) -> u64 {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let p = inner.next_process;
+        inner.next_process += 1;
+        p
+    }
+
+    fn push(&self, process: u64, kind: EventKind, f: &str, key: &str, value: Value) {
+        let mut event = Event::new(process, kind, f, value);
+        event.key = Some(key.to_string());
+        event.time_ns = Some(sim_now().as_nanos() as u64);
+        if kind != EventKind::Invoke {
+            if let Some(t) = &self.trace {
+                t.record(format!("client p{process}: {f} {key:?} -> {} {}", kind.name(), event.value));
+            }
+        }
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).history.push(event);
+    }
+
+    pub fn history(&self) -> History {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).history.clone()
+    }
+
+    /// Checks the history against the `kv` model (absent keys read as nil).
+    pub fn check(&self) -> Result<Verdict, String> {
+        let model = ModelKind::Kv(Kv::default());
+        quorumlab_check::check_history(
+            &self.history(),
+            &model,
+            &Budget::with_timeout(std::time::Duration::from_secs(60)),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// Wraps a client so that everything it does is recorded.
+    pub fn client(&self, client: Client) -> RecordingClient {
+        RecordingClient { process: self.new_process(), client, rec: self.clone() }
+    }
+}
+
+/// A [`Client`] that records its operations. Keys and values are strings.
+pub struct RecordingClient {
+    client: Client,
+    process: u64,
+    rec: Recorder,
+}
+
+fn s(v: &str) -> Value {
+    Value::Str(v.to_string())
+}
+
+impl RecordingClient {
+    fn finish_write(&mut self, f: &str, key: &str, r: &Result<Response, WriteError>, ok: impl Fn(&Response) -> Value) {
+        match r {
+            Ok(resp) => self.rec.push(self.process, EventKind::Ok, f, key, ok(resp)),
+            Err(WriteError::Failed(_)) => self.rec.push(self.process, EventKind::Fail, f, key, Value::Nil),
+            Err(WriteError::Unknown(_)) => {
+                self.rec.push(self.process, EventKind::Info, f, key, Value::Nil);
+                self.process = self.rec.new_process();
+            }
+        }
+    }
+
+    pub async fn put(&mut self, key: &str, value: &str) -> Result<Response, WriteError> {
+        self.rec.push(self.process, EventKind::Invoke, "put", key, s(value));
+        let r = self.client.put(key.as_bytes(), value.as_bytes()).await;
+        self.finish_write("put", key, &r, |_| s(value));
+        r
+    }
+
+    pub async fn delete(&mut self, key: &str) -> Result<Response, WriteError> {
+        self.rec.push(self.process, EventKind::Invoke, "delete", key, Value::Nil);
+        let r = self.client.delete(key.as_bytes()).await;
+        self.finish_write("delete", key, &r, |_| Value::Nil);
+        r
+    }
+
+    /// Compare-and-swap by value; `expected == None` means "the key must be absent".
+    pub async fn cas(&mut self, key: &str, expected: Option<&str>, new: &str) -> Result<Response, WriteError> {
+        let input = Value::List(vec![expected.map(s).unwrap_or(Value::Nil), s(new)]);
+        self.rec.push(self.process, EventKind::Invoke, "cas", key, input);
+        let expect = Some(expected.map(|e| e.as_bytes().to_vec()));
+        let r = self.client.cas(key.as_bytes(), expect, None, Some(new.as_bytes().to_vec())).await;
+        self.finish_write("cas", key, &r, |resp| Value::Bool(resp.succeeded));
+        r
+    }
+
+    /// A read with no answer changes nothing, so it is recorded as failed.
+    pub async fn get(&mut self, key: &str) -> Result<Option<Found>, ReadError> {
+        self.rec.push(self.process, EventKind::Invoke, "get", key, Value::Nil);
+        let r = self.client.get(key.as_bytes()).await;
+        match &r {
+            Ok(found) => {
+                let v = found.as_ref().map(|f| s(&String::from_utf8_lossy(&f.value))).unwrap_or(Value::Nil);
+                self.rec.push(self.process, EventKind::Ok, "get", key, v);
+            }
+            Err(_) => self.rec.push(self.process, EventKind::Fail, "get", key, Value::Nil),
+        }
+        r
+    }
+}
