@@ -28,6 +28,8 @@
 //! 6. openraft decides when to snapshot and purge; set its snapshot policy and
 //!    `max_in_snapshot_log_to_keep` low enough in tests that purge (and catch-up by snapshot)
 //!    actually happens.
+//! 7. Sessions are kept forever, one record per `client_id` ever seen, and travel in every
+//!    snapshot: give each client process one id, not one per request.
 
 // openraft's traits fix `StorageError` (224 bytes) as the error type; our helpers return what
 // the traits return instead of boxing and unboxing on every call.
@@ -52,7 +54,13 @@ use crate::types::StorageError;
 /// When a write counts as durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
-    /// Survive power loss: flush to disk before acknowledging. For real processes.
+    /// Survive power loss: flush to disk before acknowledging an append, before `save_vote`
+    /// returns, and when a snapshot is saved or installed. For real processes.
+    ///
+    /// `apply` does not flush: after power loss the state machine may come back behind, and
+    /// openraft re-applies the durable log from its applied id (or, if the log was purged,
+    /// [`open_dir`] reinstalls the durable snapshot first). Responses are deterministic, so
+    /// re-applying gives the same answers and sessions.
     Fsync,
     /// Survive a crash of the process only, because the `sled::Db` outlives it. For simulation,
     /// where an fsync buys nothing and costs most of the run time.

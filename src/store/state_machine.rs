@@ -283,6 +283,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<SnapshotData>) -> Result<(), StorageError> {
+        // openraft installs only a snapshot beyond `committed`, and it has asked us to apply
+        // nothing beyond `committed`, so the state only moves forward.
+        debug_assert!(
+            meta.last_log_id > self.applied,
+            "install {:?} over applied {:?}",
+            meta.last_log_id,
+            self.applied
+        );
         let payload = SnapshotPayload::from_bytes(&snapshot.0, meta)?;
         // Snapshot first: if a crash comes before the state is replaced, open() finishes the job
         // from the saved snapshot (`catch_up_with_snapshot`).
