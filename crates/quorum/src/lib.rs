@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod connectivity;
 pub mod explain;
+pub mod guide;
 pub mod majority;
 pub mod place;
 pub mod predict;

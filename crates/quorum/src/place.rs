@@ -292,9 +292,9 @@ fn lessons(voters: u32, placements: &[Placement], others: &[SizeComparison]) -> 
                 describe(other.voters, theirs)
             ));
         }
-        let (odd, even, odd_best, even_best) = if other.voters == voters + 1 && voters % 2 == 1 {
+        let (odd, even, odd_best, even_best) = if other.voters == voters + 1 && !voters.is_multiple_of(2) {
             (voters, other.voters, best, theirs)
-        } else if other.voters + 1 == voters && voters % 2 == 0 {
+        } else if other.voters + 1 == voters && voters.is_multiple_of(2) {
             (other.voters, voters, theirs, best)
         } else {
             continue;

@@ -23,7 +23,7 @@ pub fn table_report(max: usize) -> TableReport {
     let rows: Vec<TableRow> = (1..=max)
         .map(|n| TableRow { voters: n, majority: majority(n), failures_tolerated: failures_tolerated(n) })
         .collect();
-    let pairs: Vec<String> = (1..max).filter(|n| n % 2 == 1).map(|n| format!("{n} → {}", n + 1)).collect();
+    let pairs: Vec<String> = (1..max).filter(|n| !n.is_multiple_of(2)).map(|n| format!("{n} → {}", n + 1)).collect();
     let example = if max >= 4 { 3 } else { 1 };
     let even_size_note = format!(
         "An even size adds no tolerance: going from {example} to {} voters raises the majority from {} to {} while \
