@@ -14,6 +14,7 @@
 //!    bounce hosts between steps; partitions may also be cut from inside a client future.
 
 pub mod history;
+pub mod invariants;
 pub mod trace;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ use crate::node::{self, NodeConfig, PlantedBug, Timing};
 use crate::runtime;
 use crate::store::{self, Durability, KvReader};
 use crate::types::{NodeId, Raft, RaftMetrics};
+pub use invariants::election_safety::LeadersByTerm;
 pub use trace::Trace;
 
 /// The port every simulated node listens on.
@@ -85,6 +87,8 @@ pub struct Shared {
     pub nodes: Arc<Mutex<BTreeMap<NodeId, NodeView>>>,
     /// Every node's storage; it outlives simulated crashes.
     dbs: Arc<Mutex<BTreeMap<NodeId, sled::Db>>>,
+    /// Every (term, leader) any node's metrics ever showed.
+    pub leaders: Arc<Mutex<LeadersByTerm>>,
 }
 
 impl Shared {
@@ -109,6 +113,12 @@ impl Shared {
     pub fn client_of(&self, ids: &[NodeId]) -> Client {
         let cfg = ClientConfig::new(ids.iter().map(|id| self.endpoint(*id)).collect(), Transport::Sim);
         Client::new(cfg).unwrap_or_else(|e| unreachable!("a simulated cluster always has endpoints: {e}"))
+    }
+
+    /// Checks the safety properties over everything observed so far.
+    pub fn check_safety(&self) -> Result<(), String> {
+        let leaders = self.leaders.lock().map_err(|e| e.to_string())?.clone();
+        invariants::election_safety::check(&leaders).map_err(|e| e.to_string())
     }
 
     /// Metrics of every running node.
@@ -182,8 +192,13 @@ impl<'a> SimCluster<'a> {
             .max_message_latency(options.max_latency)
             .tcp_capacity(4096)
             .build();
-        let shared =
-            Shared { options: Arc::new(options), trace: Trace::default(), nodes: Arc::default(), dbs: Arc::default() };
+        let shared = Shared {
+            options: Arc::new(options),
+            trace: Trace::default(),
+            nodes: Arc::default(),
+            dbs: Arc::default(),
+            leaders: Arc::default(),
+        };
         let mut cluster = SimCluster { sim, shared };
         let ids: Vec<NodeId> = cluster.shared.options.nodes.keys().copied().collect();
         for id in ids {
@@ -206,9 +221,10 @@ impl<'a> SimCluster<'a> {
         self.sim.client(name, async move { f.await.map_err(|e| e.into()) });
     }
 
-    /// Runs until every client future has finished.
+    /// Runs until every client future has finished, then checks the safety properties.
     pub fn run(&mut self) -> Result<(), String> {
-        self.sim.run().map_err(|e| e.to_string())
+        self.sim.run().map_err(|e| e.to_string())?;
+        self.shared.check_safety()
     }
 
     /// Steps the simulation until `pred` holds (true) or `timeout` of simulated time passes
@@ -217,9 +233,11 @@ impl<'a> SimCluster<'a> {
         let deadline = self.sim.elapsed() + timeout;
         loop {
             if pred(&self.shared) {
+                self.shared.check_safety()?;
                 return Ok(true);
             }
             if self.sim.elapsed() >= deadline {
+                self.shared.check_safety()?;
                 return Ok(false);
             }
             self.sim.step().map_err(|e| e.to_string())?;
@@ -284,7 +302,11 @@ async fn run_host(shared: Shared, id: NodeId) -> turmoil::Result {
     let mut metrics = running.raft.metrics();
     let mut last = String::new();
     loop {
-        let line = describe(id, &metrics.borrow_and_update());
+        let m = metrics.borrow_and_update().clone();
+        if m.state == ServerState::Leader {
+            shared.leaders.lock().map_err(|e| e.to_string())?.observe(m.current_term, id);
+        }
+        let line = describe(id, &m);
         if line != last {
             shared.trace.record(&line);
             last = line;
