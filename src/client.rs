@@ -161,11 +161,10 @@ impl Client {
         tokio::time::sleep(base + Duration::from_millis(jitter)).await;
     }
 
-    async fn write(&mut self, op: Op) -> Result<Response, WriteError> {
-        op.validate().map_err(WriteError::Failed)?;
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let cmd = convert::command_to_pb(&crate::types::Request { client_id: self.client_id, seq, op });
+    /// Sends one request until it succeeds, fails for certain, or the overall deadline passes.
+    /// Every attempt of a write carries the same `(client_id, seq)`, so retries apply at most once.
+    async fn call(&mut self, request: Call) -> Result<Reply, GaveUp> {
+        let is_write = matches!(request, Call::Write(_));
         let deadline = tokio::time::Instant::now() + self.cfg.overall_timeout;
         let mut maybe_applied = false;
         let mut last = String::from("no attempt made");
@@ -177,26 +176,19 @@ impl Client {
             let budget = (deadline - now).min(self.cfg.attempt_timeout);
             let outcome = match self.kv() {
                 Err(e) => Attempt::Fatal(e),
-                Ok(mut kv) => {
-                    let call = send_command(&mut kv, cmd.clone());
-                    match tokio::time::timeout(budget, call).await {
-                        Err(_) => {
-                            self.redirect(None);
-                            Attempt::Retry {
-                                reason: format!("{}: no answer within {budget:?}", self.target),
-                                maybe_applied: true,
-                            }
-                        }
-                        Ok(Ok(r)) => Attempt::Done(r),
-                        Ok(Err(status)) => self.classify(status, true),
+                Ok(mut kv) => match tokio::time::timeout(budget, request.send(&mut kv)).await {
+                    Err(_) => {
+                        self.redirect(None);
+                        let reason = format!("{}: no answer within {budget:?}", self.target);
+                        Attempt::Retry { reason, maybe_applied: is_write }
                     }
-                }
+                    Ok(Ok(r)) => Attempt::Done(r),
+                    Ok(Err(status)) => self.classify(status, is_write),
+                },
             };
             match outcome {
                 Attempt::Done(r) => return Ok(r),
-                Attempt::Fatal(e) => {
-                    return Err(if maybe_applied { WriteError::Unknown(e) } else { WriteError::Failed(e) });
-                }
+                Attempt::Fatal(reason) => return Err(GaveUp { reason, maybe_applied }),
                 Attempt::Retry { reason, maybe_applied: m } => {
                     maybe_applied |= m;
                     last = reason;
@@ -204,8 +196,21 @@ impl Client {
             }
             self.backoff(attempt).await;
         }
-        let why = format!("gave up after {:?}; last error: {last}", self.cfg.overall_timeout);
-        Err(if maybe_applied { WriteError::Unknown(why) } else { WriteError::Failed(why) })
+        let reason = format!("gave up after {:?}; last error: {last}", self.cfg.overall_timeout);
+        Err(GaveUp { reason, maybe_applied })
+    }
+
+    async fn write(&mut self, op: Op) -> Result<Response, WriteError> {
+        op.validate().map_err(WriteError::Failed)?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let cmd = convert::command_to_pb(&crate::types::Request { client_id: self.client_id, seq, op });
+        match self.call(Call::Write(cmd)).await {
+            Ok(Reply::Write(r)) => Ok(r),
+            Ok(Reply::Get(_)) => unreachable!("a write is answered with a write reply"),
+            Err(GaveUp { reason, maybe_applied: true }) => Err(WriteError::Unknown(reason)),
+            Err(GaveUp { reason, maybe_applied: false }) => Err(WriteError::Failed(reason)),
+        }
     }
 
     pub async fn put(&mut self, key: &[u8], value: &[u8]) -> Result<Response, WriteError> {
@@ -232,37 +237,37 @@ impl Client {
         if key.is_empty() {
             return Err(ReadError("key must not be empty".into()));
         }
-        let deadline = tokio::time::Instant::now() + self.cfg.overall_timeout;
-        let mut last = String::from("no attempt made");
-        for attempt in 0.. {
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                break;
-            }
-            let budget = (deadline - now).min(self.cfg.attempt_timeout);
-            let mut kv = self.kv().map_err(ReadError)?;
-            let req = pb::GetRequest { key: key.to_vec() };
-            let outcome = match tokio::time::timeout(budget, kv.get(req)).await {
-                Err(_) => {
-                    self.redirect(None);
-                    Attempt::Retry {
-                        reason: format!("{}: no answer within {budget:?}", self.target),
-                        maybe_applied: false,
-                    }
-                }
-                Ok(Ok(r)) => Attempt::Done(r.into_inner()),
-                Ok(Err(status)) => self.classify(status, false),
-            };
-            match outcome {
-                Attempt::Done(r) => {
-                    return Ok(r.found.then_some(Found { value: r.value, mod_revision: r.mod_revision }));
-                }
-                Attempt::Fatal(e) => return Err(ReadError(e)),
-                Attempt::Retry { reason, .. } => last = reason,
-            }
-            self.backoff(attempt).await;
+        match self.call(Call::Get(pb::GetRequest { key: key.to_vec() })).await {
+            Ok(Reply::Get(r)) => Ok(r.found.then_some(Found { value: r.value, mod_revision: r.mod_revision })),
+            Ok(Reply::Write(_)) => unreachable!("a read is answered with a read reply"),
+            Err(GaveUp { reason, .. }) => Err(ReadError(reason)),
         }
-        Err(ReadError(format!("gave up after {:?}; last error: {last}", self.cfg.overall_timeout)))
+    }
+}
+
+/// One client request, sent unchanged on every attempt.
+enum Call {
+    Write(pb::Command),
+    Get(pb::GetRequest),
+}
+
+enum Reply {
+    Write(Response),
+    Get(pb::GetResponse),
+}
+
+/// Why [`Client::call`] stopped trying; `maybe_applied` if any attempt may have taken effect.
+struct GaveUp {
+    reason: String,
+    maybe_applied: bool,
+}
+
+impl Call {
+    async fn send(&self, kv: &mut KvServiceClient<Channel>) -> Result<Reply, Status> {
+        match self {
+            Call::Write(cmd) => send_command(kv, cmd.clone()).await.map(Reply::Write),
+            Call::Get(req) => kv.get(req.clone()).await.map(|r| Reply::Get(r.into_inner())),
+        }
     }
 }
 
