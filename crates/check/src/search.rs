@@ -11,8 +11,18 @@
 //! An op with an unknown outcome has its return at +∞, after every other entry. Reaching such a return means
 //! every op that did return has been placed; the unknown ops left over simply never took effect, so the
 //! partition is linearizable. An empty stack at a return means no order works: not linearizable.
+//!
+//! Two sound refinements over plain WGL:
+//! - **read-only ops first, without alternatives.** At each point, a candidate that never changes the state
+//!   (a read) and fits the current state is placed at once, and if that fails the whole point fails: any
+//!   linearization from here can move that read to the front without changing any other op's state. This
+//!   keeps highly concurrent read-heavy histories from exploring every order of the reads.
+//! - **unknown ops are optional.** A configuration (known ops placed K, unknown ops placed U, state s)
+//!   subsumes (K, U ∪ {u}, s): anything that works after also placing u works without it (u may never
+//!   happen). So the memo maps (K, s) to the sets U already visited and prunes supersets of them.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::model::Model;
@@ -174,6 +184,35 @@ impl BitSet {
     fn clear(&mut self, i: usize) {
         self.0[i / 64] &= !(1 << (i % 64));
     }
+    fn is_subset_of(&self, other: &BitSet) -> bool {
+        self.0.iter().zip(other.0.iter()).all(|(a, b)| a & !b == 0)
+    }
+}
+
+/// Visited configurations: (known ops placed, state) → the sets of unknown ops placed alongside.
+struct Memo<S> {
+    map: HashMap<(BitSet, S), Vec<BitSet>>,
+    /// Invariant: the total length of all the vectors in `map`.
+    entries: usize,
+}
+
+impl<S: Eq + std::hash::Hash + Clone> Memo<S> {
+    /// Records the configuration; `false` if it (or one that subsumes it) was already visited.
+    fn visit(&mut self, known: &BitSet, unknown: &BitSet, state: &S) -> bool {
+        match self.map.entry((known.clone(), state.clone())) {
+            Entry::Occupied(mut seen) => {
+                if seen.get().iter().any(|u| u.is_subset_of(unknown)) {
+                    return false;
+                }
+                seen.get_mut().push(unknown.clone());
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(vec![unknown.clone()]);
+            }
+        }
+        self.entries += 1;
+        true
+    }
 }
 
 /// Searches for a linearization of `ops` (one partition) under `model`.
@@ -182,90 +221,227 @@ pub(crate) fn search<M: Model>(
     ops: &[SearchOp<'_, M::Op>],
     budget: &Budget,
 ) -> (SearchResult<M::State>, SearchStats) {
-    let mut list = EntryList::new(ops);
-    let entry_bytes = std::mem::size_of::<(BitSet, M::State)>() + ops.len().div_ceil(64) * 8 + 16;
-    let mut memo: HashSet<(BitSet, M::State)> = HashSet::new();
-    let mut linearized = BitSet::new(ops.len());
-    let mut state = model.init();
-    // Invariant: `stack[i]` is the call node placed i-th and the state before it; exactly those ops are set
-    // in `linearized` and lifted out of `list`.
-    let mut stack: Vec<(usize, M::State)> = Vec::new();
-    let mut rejected_in: Vec<Vec<M::State>> = vec![Vec::new(); ops.len()];
-    let mut rejected_truncated = vec![false; ops.len()];
-    let mut fits_somewhere = vec![false; ops.len()];
-    let mut best: Option<(Vec<usize>, usize)> = None;
-    let mut steps: u64 = 0;
-    let mut node = list.first();
-    let stats = |steps, memo: &HashSet<_>| SearchStats {
-        steps,
-        memo_entries: memo.len(),
-        memo_bytes_estimate: memo.len() * entry_bytes,
+    let mut search = Search::new(model, ops);
+    let result = search.run(budget);
+    let stats = SearchStats {
+        steps: search.steps,
+        memo_entries: search.memo.entries,
+        memo_bytes_estimate: search.memo.entries * search.entry_bytes,
     };
+    (result, stats)
+}
 
-    loop {
-        steps += 1;
-        if steps.is_multiple_of(1024) && budget.deadline.is_some_and(|d| Instant::now() >= d) {
-            return (SearchResult::OutOfBudget(Exhausted::Time), stats(steps, &memo));
+struct Search<'m, 'o, M: Model> {
+    model: &'m M,
+    ops: &'o [SearchOp<'o, M::Op>],
+    list: EntryList,
+    /// Each op's bit: known and unknown ops are numbered separately, so the memo can tell them apart.
+    slot: Vec<usize>,
+    read_only: Vec<bool>,
+    entry_bytes: usize,
+    memo: Memo<M::State>,
+    known: BitSet,
+    unknown: BitSet,
+    state: M::State,
+    /// Invariant: `stack[i]` is (call node placed i-th, placed as a read without alternatives, state before
+    /// it); exactly those ops are set in `known`/`unknown` and lifted out of `list`.
+    stack: Vec<(usize, bool, M::State)>,
+    rejected_in: Vec<Vec<M::State>>,
+    rejected_truncated: Vec<bool>,
+    fits_somewhere: Vec<bool>,
+    /// The longest prefix seen at a dead end, and the op whose return ended it.
+    best: Option<(Vec<usize>, usize)>,
+    steps: u64,
+}
+
+enum Placed {
+    Yes,
+    AlreadyVisited,
+    OverBudget,
+}
+
+impl<'m, 'o, M: Model> Search<'m, 'o, M> {
+    fn new(model: &'m M, ops: &'o [SearchOp<'o, M::Op>]) -> Self {
+        let mut slot = Vec::with_capacity(ops.len());
+        let (mut known_n, mut unknown_n) = (0usize, 0usize);
+        for op in ops {
+            let counter = if op.return_index.is_some() { &mut known_n } else { &mut unknown_n };
+            slot.push(*counter);
+            *counter += 1;
         }
-        if node == NONE {
-            debug_assert_eq!(stack.len(), ops.len(), "an empty list means every op was placed");
-            return (SearchResult::Linearizable, stats(steps, &memo));
+        Search {
+            model,
+            ops,
+            list: EntryList::new(ops),
+            slot,
+            read_only: ops.iter().map(|o| model.is_read_only(o.op)).collect(),
+            entry_bytes: std::mem::size_of::<((BitSet, M::State), Vec<BitSet>)>()
+                + (known_n.div_ceil(64) + unknown_n.div_ceil(64)) * 8
+                + 16,
+            memo: Memo { map: HashMap::new(), entries: 0 },
+            known: BitSet::new(known_n),
+            unknown: BitSet::new(unknown_n),
+            state: model.init(),
+            stack: Vec::new(),
+            rejected_in: vec![Vec::new(); ops.len()],
+            rejected_truncated: vec![false; ops.len()],
+            fits_somewhere: vec![false; ops.len()],
+            best: None,
+            steps: 0,
         }
-        let op = list.nodes[node].op;
-        if list.nodes[node].return_node != NONE {
-            // A call: try to place `op` now.
-            match model.step(&state, ops[op].op) {
-                Some(next) => {
-                    fits_somewhere[op] = true;
-                    linearized.set(op);
-                    if memo.insert((linearized.clone(), next.clone())) {
-                        if memo.len().saturating_mul(entry_bytes) > budget.max_memo_bytes {
-                            return (SearchResult::OutOfBudget(Exhausted::Memory), stats(steps, &memo));
-                        }
-                        stack.push((node, std::mem::replace(&mut state, next)));
-                        list.lift(node);
-                        node = list.first();
-                        continue;
-                    }
-                    linearized.clear(op);
+    }
+
+    fn is_unknown(&self, op: usize) -> bool {
+        self.ops[op].return_index.is_none()
+    }
+
+    fn flip(&mut self, op: usize, on: bool) {
+        let bits = if self.is_unknown(op) { &mut self.unknown } else { &mut self.known };
+        if on {
+            bits.set(self.slot[op]);
+        } else {
+            bits.clear(self.slot[op]);
+        }
+    }
+
+    fn remember_rejection(&mut self, op: usize) {
+        let seen = &mut self.rejected_in[op];
+        if !seen.contains(&self.state) {
+            if seen.len() < REMEMBERED_STATES {
+                seen.push(self.state.clone());
+            } else {
+                self.rejected_truncated[op] = true;
+            }
+        }
+    }
+
+    /// Places the op of `call` (which fits, giving `next`) unless that configuration was already explored.
+    fn place(&mut self, call: usize, next: M::State, forced: bool, budget: &Budget) -> Placed {
+        let op = self.list.nodes[call].op;
+        self.fits_somewhere[op] = true;
+        self.flip(op, true);
+        if !self.memo.visit(&self.known, &self.unknown, &next) {
+            self.flip(op, false);
+            return Placed::AlreadyVisited;
+        }
+        if self.memo.entries.saturating_mul(self.entry_bytes) > budget.max_memo_bytes {
+            return Placed::OverBudget;
+        }
+        let before = std::mem::replace(&mut self.state, next);
+        self.stack.push((call, forced, before));
+        self.list.lift(call);
+        Placed::Yes
+    }
+
+    /// A read-only candidate that fits the current state, with the state after it.
+    fn fitting_read(&mut self) -> Option<(usize, M::State)> {
+        let mut node = self.list.first();
+        while node != NONE && self.list.nodes[node].return_node != NONE {
+            let op = self.list.nodes[node].op;
+            if self.read_only[op] {
+                self.steps += 1;
+                match self.model.step(&self.state, self.ops[op].op) {
+                    Some(next) => return Some((node, next)),
+                    None => self.remember_rejection(op),
                 }
-                None => {
-                    let seen = &mut rejected_in[op];
-                    if !seen.contains(&state) {
-                        if seen.len() < REMEMBERED_STATES {
-                            seen.push(state.clone());
-                        } else {
-                            rejected_truncated[op] = true;
+            }
+            node = self.list.nodes[node].next;
+        }
+        None
+    }
+
+    /// Undoes placements until one that has alternatives; returns where to resume scanning, or `None` if
+    /// the stack ran out.
+    fn backtrack(&mut self) -> Option<usize> {
+        loop {
+            let (call, forced, before) = self.stack.pop()?;
+            self.state = before;
+            let op = self.list.nodes[call].op;
+            self.flip(op, false);
+            self.list.unlift(call);
+            if !forced {
+                return Some(self.list.nodes[call].next);
+            }
+        }
+    }
+
+    fn not_linearizable(&mut self, last: usize) -> SearchResult<M::State> {
+        let (prefix, culprit) = self.best.take().unwrap_or((Vec::new(), last));
+        SearchResult::NotLinearizable {
+            prefix,
+            culprit,
+            rejected_in: std::mem::take(&mut self.rejected_in[culprit]),
+            rejected_in_truncated: self.rejected_truncated[culprit],
+            fits_somewhere: self.fits_somewhere[culprit],
+        }
+    }
+
+    fn run(&mut self, budget: &Budget) -> SearchResult<M::State> {
+        let mut node = self.list.first();
+        // `true` when `node` is the start of a new point in the search, where reads go first.
+        let mut fresh = true;
+        loop {
+            self.steps += 1;
+            if self.steps.is_multiple_of(1024) && budget.deadline.is_some_and(|d| Instant::now() >= d) {
+                return SearchResult::OutOfBudget(Exhausted::Time);
+            }
+            let mut dead_end = None;
+            if fresh {
+                fresh = false;
+                if let Some((call, next)) = self.fitting_read() {
+                    match self.place(call, next, true, budget) {
+                        Placed::Yes => {
+                            node = self.list.first();
+                            fresh = true;
+                            continue;
                         }
+                        Placed::OverBudget => return SearchResult::OutOfBudget(Exhausted::Memory),
+                        // Placing the read loses nothing, so if that was explored, this whole point was.
+                        Placed::AlreadyVisited => dead_end = Some(self.list.nodes[call].op),
                     }
                 }
             }
-            node = list.nodes[node].next;
-            continue;
+            if dead_end.is_none() {
+                if node == NONE {
+                    debug_assert_eq!(self.stack.len(), self.ops.len(), "an empty list means every op was placed");
+                    return SearchResult::Linearizable;
+                }
+                let op = self.list.nodes[node].op;
+                if self.list.nodes[node].return_node != NONE {
+                    // A call: try to place `op` now. Reads were tried when this point was fresh.
+                    if !self.read_only[op] {
+                        match self.model.step(&self.state, self.ops[op].op) {
+                            Some(next) => match self.place(node, next, false, budget) {
+                                Placed::Yes => {
+                                    node = self.list.first();
+                                    fresh = true;
+                                    continue;
+                                }
+                                Placed::OverBudget => return SearchResult::OutOfBudget(Exhausted::Memory),
+                                Placed::AlreadyVisited => {}
+                            },
+                            None => self.remember_rejection(op),
+                        }
+                    }
+                    node = self.list.nodes[node].next;
+                    continue;
+                }
+                // A return: `op` had to be placed before this point.
+                if self.is_unknown(op) {
+                    // Returns at +∞ come after every other entry: every op that returned has been placed,
+                    // and the unknown ops left over never took effect.
+                    return SearchResult::Linearizable;
+                }
+                if self.best.as_ref().is_none_or(|(prefix, _)| self.stack.len() > prefix.len()) {
+                    let prefix = self.stack.iter().map(|&(call, _, _)| self.list.nodes[call].op).collect();
+                    self.best = Some((prefix, op));
+                }
+                dead_end = Some(op);
+            }
+            match self.backtrack() {
+                Some(resume) => node = resume,
+                None => return self.not_linearizable(dead_end.unwrap_or(0)),
+            }
         }
-        // A return: `op` had to be placed before this point.
-        if ops[op].return_index.is_none() {
-            // Only unknown ops remain: they never took effect.
-            return (SearchResult::Linearizable, stats(steps, &memo));
-        }
-        if best.as_ref().is_none_or(|(prefix, _)| stack.len() > prefix.len()) {
-            let prefix = stack.iter().map(|&(call, _)| list.nodes[call].op).collect();
-            best = Some((prefix, op));
-        }
-        let Some((call, previous)) = stack.pop() else {
-            let (prefix, culprit) = best.unwrap_or((Vec::new(), op));
-            let result = SearchResult::NotLinearizable {
-                prefix,
-                culprit,
-                rejected_in: std::mem::take(&mut rejected_in[culprit]),
-                rejected_in_truncated: rejected_truncated[culprit],
-                fits_somewhere: fits_somewhere[culprit],
-            };
-            return (result, stats(steps, &memo));
-        };
-        state = previous;
-        linearized.clear(list.nodes[call].op);
-        list.unlift(call);
-        node = list.nodes[call].next;
     }
 }

@@ -120,6 +120,10 @@ impl Model for CasRegister {
         matches!(op, RegisterOp::Read(None))
     }
 
+    fn is_read_only(&self, op: &RegisterOp) -> bool {
+        matches!(op, RegisterOp::Read(_) | RegisterOp::Cas { outcome: CasOutcome::CompareFailed, .. })
+    }
+
     fn describe_op(&self, op: &RegisterOp) -> String {
         match op {
             RegisterOp::Read(None) => "read → ? (unknown)".to_string(),

@@ -76,6 +76,10 @@ impl Model for Kv {
         matches!(op, KvOp::Get(None))
     }
 
+    fn is_read_only(&self, op: &KvOp) -> bool {
+        matches!(op, KvOp::Get(_) | KvOp::Cas { outcome: CasOutcome::CompareFailed, .. })
+    }
+
     fn describe_op(&self, op: &KvOp) -> String {
         match op {
             KvOp::Get(None) => "get → ? (unknown)".to_string(),

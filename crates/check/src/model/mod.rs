@@ -8,7 +8,8 @@
 //! 1. `step` is deterministic and pure; an op with an unknown outcome still has one effect per state
 //!    (an unknown `cas` swaps if the value matched, else changes nothing);
 //! 2. `State` equality means "no later operation can tell them apart" — the memo relies on it;
-//! 3. `is_unconstrained` only returns `true` for ops that succeed in every state and change nothing.
+//! 3. `is_unconstrained` only returns `true` for ops that succeed in every state and change nothing;
+//! 4. `is_read_only` only returns `true` for ops that change no state they fit (reads, failed compares).
 
 mod cas_register;
 mod kv;
@@ -45,6 +46,12 @@ pub trait Model {
 
     /// Ops that fit every state and change nothing (an unknown read) can be dropped before searching.
     fn is_unconstrained(&self, _op: &Self::Op) -> bool {
+        false
+    }
+
+    /// Ops that never change the state. The search places such an op as soon as it fits and never tries
+    /// another order for it: any linearization can move it to the front without changing another op's state.
+    fn is_read_only(&self, _op: &Self::Op) -> bool {
         false
     }
 

@@ -106,6 +106,10 @@ impl Model for MultiRegister {
         op.iter().all(|micro| matches!(micro, MicroOp::Read(_, None)))
     }
 
+    fn is_read_only(&self, op: &Vec<MicroOp>) -> bool {
+        op.iter().all(|micro| matches!(micro, MicroOp::Read(..)))
+    }
+
     fn describe_op(&self, op: &Vec<MicroOp>) -> String {
         let parts: Vec<String> = op
             .iter()
