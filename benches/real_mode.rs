@@ -1,0 +1,227 @@
+//! Real mode: writes per second and p50/p99 write latency on a 3-node loopback cluster of real
+//! `quorumlab node` processes (fsync on every append), with 1, 16 and 64 concurrent clients
+//! (issue 2, "Benchmarks").
+//!
+//! One criterion iteration is one acknowledged put with a unique key; the throughput is declared
+//! as one element per iteration, so criterion's `elem/s` is writes per second. Each client is its
+//! own [`Client`] session with its own connections, running as its own task on a multi-thread
+//! tokio runtime. Every put's latency is recorded; p50/p99 are printed at the end.
+//!
+//! The node processes live in a [`Cluster`] whose `Drop` kills them, so they never outlive the
+//! benchmark, not even when it panics.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use quorumlab::client::{admin, Client, ClientConfig};
+use quorumlab::net::Transport;
+
+const EXE: &str = env!("CARGO_BIN_EXE_quorumlab");
+const NODES: u64 = 3;
+const CONCURRENCY: [usize; 3] = [1, 16, 64];
+const VALUE: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+/// Ports that are free right now (bound to port 0, then released).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> =
+        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port")).collect();
+    listeners.iter().map(|l| l.local_addr().expect("local address").port()).collect()
+}
+
+/// Three node processes and their data; dropping it kills and reaps every process before the
+/// temporary directory is removed.
+struct Cluster {
+    procs: Vec<Child>,
+    endpoints: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+}
+
+fn start_node(id: u64, addrs: &BTreeMap<u64, String>, dir: &Path) -> Child {
+    let mut cmd = Command::new(EXE);
+    cmd.args(["node", "--id", &id.to_string(), "--listen", &addrs[&id]]);
+    cmd.arg("--data-dir").arg(dir.join(format!("node-{id}")));
+    for (p, a) in addrs.iter().filter(|(p, _)| **p != id) {
+        cmd.arg("--peer").arg(format!("{p}={a}"));
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn quorumlab node")
+}
+
+async fn wait_until<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(t) = f().await {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Starts the processes, initializes the cluster and waits for a leader.
+async fn start_cluster() -> Cluster {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let addrs: BTreeMap<u64, String> = free_ports(NODES as usize)
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| (i as u64 + 1, format!("127.0.0.1:{p}")))
+        .collect();
+    let mut cluster = Cluster { procs: Vec::new(), endpoints: addrs.values().cloned().collect(), _dir: dir };
+    for id in addrs.keys() {
+        let child = start_node(*id, &addrs, cluster._dir.path());
+        cluster.procs.push(child);
+    }
+    for a in addrs.values() {
+        wait_until("nodes to listen", Duration::from_secs(20), async || {
+            admin::status(Transport::Tcp, a, Duration::from_millis(300)).await.ok()
+        })
+        .await;
+    }
+    let init = Command::new(EXE)
+        .args(["cluster", "init", "--endpoints", &cluster.endpoints.join(",")])
+        .output()
+        .expect("run cluster init");
+    assert!(init.status.success(), "cluster init failed: {}", String::from_utf8_lossy(&init.stderr));
+    wait_until("a leader", Duration::from_secs(10), async || {
+        for a in addrs.values() {
+            if let Ok(s) = admin::status(Transport::Tcp, a, Duration::from_millis(300)).await {
+                if s.role == "leader" {
+                    return Some(());
+                }
+            }
+        }
+        None
+    })
+    .await;
+    cluster
+}
+
+/// One client session and the next key it writes.
+struct Writer {
+    client: Client,
+    name: String,
+    next: u64,
+}
+
+/// Runs `ops` puts split across the writers, each writer sequential, all writers concurrent.
+/// Returns the writers, the wall time and every put's latency.
+async fn run_writers(writers: Vec<Writer>, ops: u64) -> (Vec<Writer>, Duration, Vec<Duration>) {
+    let n = writers.len() as u64;
+    let t0 = Instant::now();
+    let tasks: Vec<_> = writers
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut w)| {
+            // Spread the remainder so the writers together issue exactly `ops` puts.
+            let mine = ops / n + u64::from((i as u64) < ops % n);
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(mine as usize);
+                for _ in 0..mine {
+                    let key = format!("{}-{:010}", w.name, w.next);
+                    w.next += 1;
+                    let start = Instant::now();
+                    if let Err(e) = w.client.put(key.as_bytes(), VALUE).await {
+                        panic!("put {key}: {e}");
+                    }
+                    latencies.push(start.elapsed());
+                }
+                (w, latencies)
+            })
+        })
+        .collect();
+    let mut writers = Vec::new();
+    let mut latencies = Vec::new();
+    for t in tasks {
+        let (w, l) = t.await.expect("writer task");
+        writers.push(w);
+        latencies.extend(l);
+    }
+    (writers, t0.elapsed(), latencies)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+struct Summary {
+    clients: usize,
+    ops: usize,
+    wall: Duration,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+fn real_mode(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let cluster = rt.block_on(start_cluster());
+    let mut summaries = Vec::new();
+    let mut group = c.benchmark_group("real_mode_3_nodes");
+    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+    group.throughput(Throughput::Elements(1));
+    for clients in CONCURRENCY {
+        let mut writers: Option<Vec<Writer>> = Some(
+            (0..clients)
+                .map(|i| {
+                    let mut cfg = ClientConfig::new(cluster.endpoints.clone(), Transport::Tcp);
+                    cfg.overall_timeout = Duration::from_secs(10);
+                    let client = Client::new(cfg).expect("client");
+                    Writer { client, name: format!("c{clients}-w{i}"), next: 0 }
+                })
+                .collect(),
+        );
+        let mut latencies: Vec<Duration> = Vec::new();
+        let mut wall = Duration::ZERO;
+        group.bench_function(BenchmarkId::new("put", format!("{clients}_clients")), |b| {
+            b.iter_custom(|iters| {
+                let ws = writers.take().expect("writers are returned after every run");
+                let (ws, elapsed, l) = rt.block_on(run_writers(ws, iters));
+                writers = Some(ws);
+                latencies.extend(l);
+                wall += elapsed;
+                elapsed
+            })
+        });
+        latencies.sort();
+        summaries.push(Summary {
+            clients,
+            ops: latencies.len(),
+            wall,
+            p50: percentile(&latencies, 50.0),
+            p99: percentile(&latencies, 99.0),
+            max: latencies.last().copied().unwrap_or_default(),
+        });
+    }
+    group.finish();
+    drop(cluster);
+    println!("\nreal mode, 3 node processes on 127.0.0.1, fsync per append (all iterations incl. warm-up):");
+    for s in &summaries {
+        println!(
+            "  {:>2} clients: {:>7.0} writes/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  ({} puts)",
+            s.clients,
+            s.ops as f64 / s.wall.as_secs_f64(),
+            s.p50.as_secs_f64() * 1e3,
+            s.p99.as_secs_f64() * 1e3,
+            s.max.as_secs_f64() * 1e3,
+            s.ops
+        );
+    }
+}
+
+criterion_group!(benches, real_mode);
+criterion_main!(benches);
