@@ -8,7 +8,9 @@ use std::ops::{Bound, RangeBounds};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
-use sled::{Batch, Db, Tree};
+use sled::{Db, Tree};
+
+use super::writes::Writes;
 
 use super::codec::{self, decode, encode, index_from_key, index_key, CorruptRecord};
 use super::Durability;
@@ -71,11 +73,11 @@ impl LogStore {
     }
 
     fn remove_range(&self, range: impl RangeBounds<[u8; 8]>) -> Result<(), StorageError> {
-        let mut batch = Batch::default();
+        let mut writes = Writes::default();
         for key in self.log.range(range).keys() {
-            batch.remove(key.map_err(codec::read_logs)?);
+            writes.remove(key.map_err(codec::read_logs)?);
         }
-        self.log.apply_batch(batch).map_err(codec::delete_logs)
+        writes.apply(&self.log, self.durability).map_err(codec::delete_logs)
     }
 
     fn remove_through(&self, index: u64) -> Result<(), StorageError> {
@@ -180,13 +182,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = Batch::default();
+        let mut writes = Writes::default();
         for entry in entries {
             let bytes = encode(&entry).map_err(codec::write_logs)?;
-            batch.insert(&index_key(entry.log_id.index), bytes);
+            writes.insert(&index_key(entry.log_id.index), bytes);
         }
-        // One batch: a crash keeps all of these entries or none, so no hole can appear.
-        self.log.apply_batch(batch).map_err(codec::write_logs)?;
+        // One group of writes (see `Writes`): a crash keeps all of these entries or none, so no hole can appear.
+        writes.apply(&self.log, self.durability).map_err(codec::write_logs)?;
         // Acknowledge only what is durable: after the flush in Fsync mode; in ProcessCrash mode
         // the Db outlives the crashed process, so the write itself is enough.
         match self.flush_if_fsync().await {

@@ -42,6 +42,7 @@ mod snapshot;
 mod state_machine;
 #[cfg(test)]
 mod tests;
+mod writes;
 
 use std::path::{Path, PathBuf};
 

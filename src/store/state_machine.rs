@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend};
-use sled::{Batch, Db, Tree};
+use sled::{Db, Tree};
+
+use super::writes::Writes;
 
 use super::codec::{self, decode, encode, CorruptRecord};
 use super::kv::{check_session, execute, noop_response, KeyWrite, Session, SessionCheck, Versioned, NO_SESSION};
@@ -172,24 +174,24 @@ impl StateMachineStore {
         self.applied_index.store(applied.map_or(0, |l| l.index), Ordering::Release);
     }
 
-    /// Replaces the whole state with a snapshot's, in one batch.
+    /// Replaces the whole state with a snapshot's, in one group of writes.
     fn replace_state(&mut self, meta: &SnapshotMeta, payload: SnapshotPayload) -> Result<(), StorageError> {
-        let mut batch = Batch::default();
+        let mut writes = Writes::default();
         for key in self.sm.iter().keys() {
-            batch.remove(key.map_err(codec::read_state_machine)?);
+            writes.remove(key.map_err(codec::read_state_machine)?);
         }
         // A later insert of the same key in a batch overrides the remove above.
         if let Some(applied) = meta.last_log_id {
-            batch.insert(APPLIED_KEY, encode(&applied).map_err(codec::write_state_machine)?);
+            writes.insert(APPLIED_KEY, encode(&applied).map_err(codec::write_state_machine)?);
         }
-        batch.insert(MEMBERSHIP_KEY, encode(&meta.last_membership).map_err(codec::write_state_machine)?);
+        writes.insert(MEMBERSHIP_KEY, encode(&meta.last_membership).map_err(codec::write_state_machine)?);
         for (key, versioned) in &payload.kv {
-            batch.insert(kv_key(key), encode(versioned).map_err(codec::write_state_machine)?);
+            writes.insert(kv_key(key), encode(versioned).map_err(codec::write_state_machine)?);
         }
         for (client_id, session) in &payload.sessions {
-            batch.insert(&session_key(*client_id), encode(session).map_err(codec::write_state_machine)?);
+            writes.insert(&session_key(*client_id), encode(session).map_err(codec::write_state_machine)?);
         }
-        self.sm.apply_batch(batch).map_err(codec::write_state_machine)?;
+        writes.apply(&self.sm, self.durability).map_err(codec::write_state_machine)?;
         self.set_applied(meta.last_log_id, meta.last_membership.clone());
         Ok(())
     }
@@ -247,23 +249,23 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         if applied == self.applied {
             return Ok(responses);
         }
-        // One batch: the key changes, the sessions, the applied id and the membership land
+        // One group of writes: the key changes, the sessions, the applied id and the membership land
         // together or not at all.
-        let mut batch = Batch::default();
+        let mut writes = Writes::default();
         for (key, value) in &pending.kv {
             match value {
-                Some(v) => batch.insert(kv_key(key), encode(v).map_err(codec::write_state_machine)?),
-                None => batch.remove(kv_key(key)),
+                Some(v) => writes.insert(kv_key(key), encode(v).map_err(codec::write_state_machine)?),
+                None => writes.remove(kv_key(key)),
             }
         }
         for (client_id, session) in &pending.sessions {
-            batch.insert(&session_key(*client_id), encode(session).map_err(codec::write_state_machine)?);
+            writes.insert(&session_key(*client_id), encode(session).map_err(codec::write_state_machine)?);
         }
         if let Some(a) = applied {
-            batch.insert(APPLIED_KEY, encode(&a).map_err(codec::write_state_machine)?);
+            writes.insert(APPLIED_KEY, encode(&a).map_err(codec::write_state_machine)?);
         }
-        batch.insert(MEMBERSHIP_KEY, encode(&membership).map_err(codec::write_state_machine)?);
-        self.sm.apply_batch(batch).map_err(codec::write_state_machine)?;
+        writes.insert(MEMBERSHIP_KEY, encode(&membership).map_err(codec::write_state_machine)?);
+        writes.apply(&self.sm, self.durability).map_err(codec::write_state_machine)?;
         self.set_applied(applied, membership);
         Ok(responses)
     }
