@@ -9,6 +9,7 @@
 //!
 //! The node processes live in a [`Cluster`] whose `Drop` kills them, so they never outlive the
 //! benchmark, not even when it panics.
+#![allow(clippy::disallowed_methods, reason = "a benchmark measures wall-clock time")]
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -13,6 +13,7 @@
 //! Each case keeps one cluster across all its iterations (a fresh election per iteration would
 //! measure start-up, not steady state). The loaded cluster's log grows by 1,000 entries per
 //! iteration and is snapshotted and purged as it would be in a long test.
+#![allow(clippy::disallowed_methods, reason = "a benchmark measures wall-clock time")]
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -25,6 +25,7 @@ pub fn seed_thread_rng(seed: u64) {
 }
 
 /// Runs `f` with this thread's RNG, seeding it from the OS if no simulation seeded it.
+#[allow(clippy::disallowed_methods, reason = "outside a simulation, OS entropy is the right seed")]
 pub fn with_rng<T>(f: impl FnOnce(&mut ChaCha8Rng) -> T) -> T {
     RNG.with(|r| {
         let mut slot = r.borrow_mut();

@@ -1,4 +1,5 @@
 //! Real `quorumlab node` processes on 127.0.0.1: kill the leader with SIGKILL, lose nothing.
+#![allow(clippy::disallowed_methods, reason = "real processes run on wall-clock time")]
 
 use std::collections::BTreeMap;
 use std::path::Path;

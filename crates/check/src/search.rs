@@ -45,6 +45,10 @@ impl Budget {
     }
 
     /// Gives up `timeout` from now.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the budget is wall-clock time by design: it bounds how long a user waits"
+    )]
     pub fn with_timeout(timeout: std::time::Duration) -> Budget {
         Budget { deadline: Instant::now().checked_add(timeout), ..Budget::unlimited() }
     }
@@ -382,6 +386,7 @@ impl<'m, 'o, M: Model> Search<'m, 'o, M> {
         let mut fresh = true;
         loop {
             self.steps += 1;
+            #[allow(clippy::disallowed_methods, reason = "the budget is wall-clock time by design")]
             if self.steps.is_multiple_of(1024) && budget.deadline.is_some_and(|d| Instant::now() >= d) {
                 return SearchResult::OutOfBudget(Exhausted::Time);
             }
