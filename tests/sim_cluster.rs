@@ -197,7 +197,15 @@ fn isolated_leader_scenario(seed: u64, planted_bug: Option<PlantedBug>) -> Vec<S
     }
     match rec.check() {
         Ok(v) if v.is_linearizable() => {}
-        Ok(v) => violations.lock().unwrap().push(format!("client history not linearizable: {:?}", v.violation())),
+        Ok(v) => {
+            let path = std::env::temp_dir().join(format!("quorumlab-isolated-leader-seed-{seed}.jsonl"));
+            let saved = match rec.write_jsonl(&path) {
+                Ok(()) => format!("history saved; explain it with: quorumlab check {}", path.display()),
+                Err(e) => format!("could not save the history: {e}"),
+            };
+            let why = v.violation().map(|(p, v)| format!("{p:?}: {v:?}")).unwrap_or_default();
+            violations.lock().unwrap().push(format!("client history not linearizable ({saved}): {why}"));
+        }
         Err(e) => violations.lock().unwrap().push(format!("checker error: {e}")),
     }
     let v = violations.lock().unwrap().clone();

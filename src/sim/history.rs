@@ -66,6 +66,13 @@ impl Recorder {
         .map_err(|e| e.to_string())
     }
 
+    /// Writes the history in quorumlab's JSON-lines format, for `quorumlab check FILE`.
+    pub fn write_jsonl(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        quorumlab_check::format::json_lines::write(&self.history(), &mut file)?;
+        std::io::Write::flush(&mut file)
+    }
+
     /// Wraps a client so that everything it does is recorded.
     pub fn client(&self, client: Client) -> RecordingClient {
         RecordingClient { process: self.new_process(), client, rec: self.clone() }
