@@ -7,17 +7,16 @@
 //! own [`Client`] session with its own connections, running as its own task on a multi-thread
 //! tokio runtime. Every put's latency is recorded; p50/p99 are printed at the end.
 //!
-//! The node processes live in a [`Cluster`] whose `Drop` kills them, so they never outlive the
+//! The node processes live in a [`LocalCluster`] whose `Drop` kills them, so they never outlive the
 //! benchmark, not even when it panics.
 #![allow(clippy::disallowed_methods, reason = "a benchmark measures wall-clock time")]
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use quorumlab::client::{admin, Client, ClientConfig};
+use quorumlab::client::{Client, ClientConfig};
+use quorumlab::local::{free_addrs, LocalCluster};
 use quorumlab::net::Transport;
 
 const EXE: &str = env!("CARGO_BIN_EXE_quorumlab");
@@ -25,86 +24,14 @@ const NODES: u64 = 3;
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
 const VALUE: &[u8] = b"0123456789abcdef0123456789abcdef";
 
-/// Ports that are free right now (bound to port 0, then released).
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<_> =
-        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("local address").port()).collect()
-}
-
-/// Three node processes and their data; dropping it kills and reaps every process before the
-/// temporary directory is removed.
-struct Cluster {
-    procs: Vec<Child>,
-    endpoints: Vec<String>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for p in &mut self.procs {
-            let _ = p.kill();
-            let _ = p.wait();
-        }
-    }
-}
-
-fn start_node(id: u64, addrs: &BTreeMap<u64, String>, dir: &Path) -> Child {
-    let mut cmd = Command::new(EXE);
-    cmd.args(["node", "--id", &id.to_string(), "--listen", &addrs[&id]]);
-    cmd.arg("--data-dir").arg(dir.join(format!("node-{id}")));
-    for (p, a) in addrs.iter().filter(|(p, _)| **p != id) {
-        cmd.arg("--peer").arg(format!("{p}={a}"));
-    }
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn quorumlab node")
-}
-
-async fn wait_until<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(t) = f().await {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Starts the processes, initializes the cluster and waits for a leader.
-async fn start_cluster() -> Cluster {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let addrs: BTreeMap<u64, String> = free_ports(NODES as usize)
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| (i as u64 + 1, format!("127.0.0.1:{p}")))
-        .collect();
-    let mut cluster = Cluster { procs: Vec::new(), endpoints: addrs.values().cloned().collect(), _dir: dir };
-    for id in addrs.keys() {
-        let child = start_node(*id, &addrs, cluster._dir.path());
-        cluster.procs.push(child);
-    }
-    for a in addrs.values() {
-        wait_until("nodes to listen", Duration::from_secs(20), async || {
-            admin::status(Transport::Tcp, a, Duration::from_millis(300)).await.ok()
-        })
-        .await;
-    }
-    let init = Command::new(EXE)
-        .args(["cluster", "init", "--endpoints", &cluster.endpoints.join(",")])
-        .output()
-        .expect("run cluster init");
-    assert!(init.status.success(), "cluster init failed: {}", String::from_utf8_lossy(&init.stderr));
-    wait_until("a leader", Duration::from_secs(10), async || {
-        for a in addrs.values() {
-            if let Ok(s) = admin::status(Transport::Tcp, a, Duration::from_millis(300)).await {
-                if s.role == "leader" {
-                    return Some(());
-                }
-            }
-        }
-        None
-    })
-    .await;
+async fn start_cluster() -> LocalCluster {
+    let addrs = free_addrs(NODES).expect("free loopback ports");
+    let cluster = LocalCluster::start(Path::new(EXE), addrs, None, &[], true).expect("start quorumlab nodes");
+    cluster.wait_listening(Duration::from_secs(20)).await.expect("nodes listening");
+    cluster.initialize(Duration::from_secs(5)).await.expect("initialize the cluster");
+    let all: Vec<u64> = (1..=NODES).collect();
+    cluster.wait_for_leader(&all, Duration::from_secs(10)).await.expect("a leader");
     cluster
 }
 
@@ -179,7 +106,7 @@ fn real_mode(c: &mut Criterion) {
         let mut writers: Option<Vec<Writer>> = Some(
             (0..clients)
                 .map(|i| {
-                    let mut cfg = ClientConfig::new(cluster.endpoints.clone(), Transport::Tcp);
+                    let mut cfg = ClientConfig::new(cluster.endpoints(), Transport::Tcp);
                     cfg.overall_timeout = Duration::from_secs(10);
                     let client = Client::new(cfg).expect("client");
                     Writer { client, name: format!("c{clients}-w{i}"), next: 0 }

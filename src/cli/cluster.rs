@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
 
 use super::{parse_duration, parse_endpoints, Endpoints, EXIT_FAILED, EXIT_USAGE};
 use crate::client::admin;
+use crate::local::LocalCluster;
 use crate::net::Transport;
 use crate::pb;
 
@@ -176,16 +176,6 @@ async fn up(nodes: u64, base_port: u16, data_dir: Option<PathBuf>) -> u8 {
         eprintln!("error: --base-port {base_port} leaves no room for {nodes} nodes");
         return EXIT_USAGE;
     }
-    let (dir, _temp) = match data_dir {
-        Some(d) => (d, None),
-        None => match tempfile::Builder::new().prefix("quorumlab-").tempdir() {
-            Ok(t) => (t.path().to_path_buf(), Some(t)),
-            Err(e) => {
-                eprintln!("error: cannot create a temporary directory: {e}");
-                return EXIT_FAILED;
-            }
-        },
-    };
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
@@ -195,63 +185,33 @@ async fn up(nodes: u64, base_port: u16, data_dir: Option<PathBuf>) -> u8 {
     };
     let addrs: BTreeMap<u64, String> =
         (1..=nodes).map(|id| (id, format!("127.0.0.1:{}", u64::from(base_port) + id - 1))).collect();
-    let mut children = Vec::new();
-    for (id, addr) in &addrs {
-        let mut cmd = tokio::process::Command::new(&exe);
-        cmd.arg("node").arg("--id").arg(id.to_string()).arg("--listen").arg(addr);
-        cmd.arg("--data-dir").arg(dir.join(format!("node-{id}")));
-        for (peer, paddr) in addrs.iter().filter(|(p, _)| *p != id) {
-            cmd.arg("--peer").arg(format!("{peer}={paddr}"));
+    let mut cluster = match LocalCluster::start(&exe, addrs, data_dir, &[], false) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot start the nodes: {e}");
+            return EXIT_FAILED;
         }
-        cmd.stdin(Stdio::null()).kill_on_drop(true);
-        match cmd.spawn() {
-            Ok(c) => children.push(c),
-            Err(e) => {
-                eprintln!("error: cannot start node {id}: {e}");
-                return EXIT_FAILED;
-            }
-        }
-    }
-    let endpoints: Vec<String> = addrs.values().cloned().collect();
+    };
     let code = async {
-        // Wait until every node answers, then initialize (a restarted cluster is already initialized).
-        for e in &endpoints {
-            let mut ok = false;
-            for _ in 0..100 {
-                if admin::status(Transport::Tcp, e, Duration::from_millis(500)).await.is_ok() {
-                    ok = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            if !ok {
-                eprintln!("error: node at {e} did not start (is the port free?)");
-                return EXIT_FAILED;
-            }
+        if let Err(e) = cluster.wait_listening(Duration::from_secs(10)).await {
+            eprintln!("error: {e}");
+            return EXIT_FAILED;
         }
-        match admin::initialize(Transport::Tcp, &endpoints[0], &addrs, Duration::from_secs(5)).await {
+        // A restarted cluster (same --data-dir) is already initialized; that is fine.
+        match cluster.initialize(Duration::from_secs(5)).await {
             Ok(()) => eprintln!("initialized a new cluster"),
             Err(e) => eprintln!("not initializing ({e}); continuing with the existing cluster"),
         }
-        println!("cluster of {nodes} nodes is up; data in {}", dir.display());
-        println!("endpoints: {}", endpoints.join(","));
-        println!("try: quorumlab kv put hello world --endpoints {}", endpoints.join(","));
+        let endpoints = cluster.endpoints().join(",");
+        println!("cluster of {nodes} nodes is up; data in {}", cluster.dir().display());
+        println!("endpoints: {endpoints}");
+        println!("try: quorumlab kv put hello world --endpoints {endpoints}");
         println!("press Ctrl-C to stop");
         let _ = tokio::signal::ctrl_c().await;
         0
     }
     .await;
-    eprintln!("stopping {} nodes", children.len());
-    for c in &mut children {
-        if let Some(pid) = c.id() {
-            // SIGTERM lets each node shut Raft down and flush its storage.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
-        }
-    }
-    for c in &mut children {
-        if tokio::time::timeout(Duration::from_secs(5), c.wait()).await.is_err() {
-            let _ = c.kill().await;
-        }
-    }
+    eprintln!("stopping {nodes} nodes");
+    cluster.stop(Duration::from_secs(5)).await;
     code
 }
