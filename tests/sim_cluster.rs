@@ -146,13 +146,7 @@ fn isolated_leader_scenario(seed: u64, planted_bug: Option<PlantedBug>) -> Vec<S
                 turmoil::repair(s.host(old), s.host(*r));
             }
             s.trace.record("nemesis: heal");
-            let converged = s
-                .wait_for(20 * SEC, |s| {
-                    let applied: Vec<_> = s.metrics().values().map(|m| m.last_applied.map(|l| l.index)).collect();
-                    applied.len() == 3 && applied.windows(2).all(|w| w[0] == w[1])
-                })
-                .await;
-            if !converged {
+            if !s.wait_for(20 * SEC, Shared::converged).await {
                 let applied: Vec<_> = s.metrics().values().map(|m| m.last_applied).collect();
                 return Err(format!("nodes did not converge after repair: {applied:?}"));
             }
@@ -262,12 +256,7 @@ fn crashed_follower_and_leader_restart_and_catch_up_without_losing_writes() {
     // Round 2 done (written without the follower, log purged behind snapshots): restart it.
     wait_phase(&mut c, 2);
     c.bounce(f);
-    let target = s.metrics().values().filter_map(|m| m.last_applied.map(|l| l.index)).max().unwrap();
-    assert!(
-        c.run_until(30 * SEC, |s| s.metrics().get(&f).and_then(|m| m.last_applied).map(|l| l.index) >= Some(target))
-            .unwrap(),
-        "restarted follower {f} did not catch up to {target}"
-    );
+    c.run_until_caught_up(f, 30 * SEC).unwrap();
     let fm = s.metrics()[&f].clone();
     assert!(fm.snapshot.is_some(), "follower {f} should have caught up by snapshot: {fm:?}");
     phase.store(20, Ordering::SeqCst);
@@ -278,13 +267,7 @@ fn crashed_follower_and_leader_restart_and_catch_up_without_losing_writes() {
     phase.store(30, Ordering::SeqCst);
     wait_phase(&mut c, 4);
     c.bounce(leader);
-    let target = s.metrics().values().filter_map(|m| m.last_applied.map(|l| l.index)).max().unwrap();
-    assert!(
-        c.run_until(30 * SEC, |s| s.metrics().get(&leader).and_then(|m| m.last_applied).map(|l| l.index)
-            >= Some(target))
-            .unwrap(),
-        "restarted old leader {leader} did not catch up"
-    );
+    c.run_until_caught_up(leader, 30 * SEC).unwrap();
     phase.store(40, Ordering::SeqCst);
     c.run().unwrap();
     assert_eq!(acked.lock().unwrap().len(), 480);
@@ -325,10 +308,7 @@ fn a_wiped_follower_catches_up_by_snapshot() {
     c.crash(f);
     c.wipe(f).unwrap();
     c.bounce(f);
-    let target = s.metrics().values().filter_map(|m| m.last_applied.map(|l| l.index)).max().unwrap();
-    assert!(c
-        .run_until(30 * SEC, |s| s.metrics().get(&f).and_then(|m| m.last_applied).map(|l| l.index) >= Some(target))
-        .unwrap());
+    c.run_until_caught_up(f, 30 * SEC).unwrap();
     let reader = s.nodes.lock().unwrap()[&f].reader.clone();
     for i in 0..100 {
         let (v, _) =

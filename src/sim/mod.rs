@@ -127,6 +127,23 @@ impl Shared {
         nodes.into_iter().map(|(id, n)| (id, n.raft.metrics().borrow().clone())).collect()
     }
 
+    /// The index node `id` has applied up to (None: not running, or nothing applied).
+    pub fn applied(&self, id: NodeId) -> Option<u64> {
+        self.metrics().get(&id).and_then(|m| m.last_applied).map(|l| l.index)
+    }
+
+    /// The highest index any running node has applied.
+    pub fn max_applied(&self) -> u64 {
+        self.metrics().values().filter_map(|m| m.last_applied.map(|l| l.index)).max().unwrap_or(0)
+    }
+
+    /// Whether every voter is running and all have applied the same index.
+    pub fn converged(&self) -> bool {
+        let m = self.metrics();
+        let applied: Vec<_> = m.values().map(|m| m.last_applied.map(|l| l.index)).collect();
+        applied.len() == self.options.nodes.len() && applied.windows(2).all(|w| w[0] == w[1])
+    }
+
     /// The leader with the highest term among running nodes that believe they lead.
     pub fn leader(&self) -> Option<(NodeId, u64)> {
         self.metrics()
@@ -241,6 +258,20 @@ impl<'a> SimCluster<'a> {
                 return Ok(false);
             }
             self.sim.step().map_err(|e| e.to_string())?;
+        }
+    }
+
+    /// Steps until node `id` has applied at least what the most advanced node had applied when
+    /// this was called.
+    pub fn run_until_caught_up(&mut self, id: NodeId, timeout: Duration) -> Result<(), String> {
+        let target = self.shared.max_applied();
+        if self.run_until(timeout, |s| s.applied(id) >= Some(target))? {
+            Ok(())
+        } else {
+            Err(format!(
+                "node {id} did not catch up to index {target} within {timeout:?} (at {:?})",
+                self.shared.applied(id)
+            ))
         }
     }
 
