@@ -51,9 +51,13 @@ async fn three_processes_survive_a_sigkilled_leader_and_the_restarted_node_catch
     .await;
     assert!(caught_up.is_some(), "the restarted node {leader} did not catch up to {target}");
 
-    // `cluster status` shows all three, one of them leader.
-    let status =
-        Command::new(EXE).args(["cluster", "status", "--endpoints", &endpoints, "--format", "json"]).output().unwrap();
+    // `cluster status` shows all three, one of them leader; with debug logging on, stdout is
+    // still nothing but the JSON (logs go to stderr).
+    let status = Command::new(EXE)
+        .args(["cluster", "status", "--endpoints", &endpoints, "--format", "json"])
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 3);

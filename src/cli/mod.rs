@@ -47,7 +47,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }
     };
-    crate::sim::trace::init_tracing();
+    crate::sim::trace::init_cli_tracing();
     let code = match cli.command {
         Command::Check(args) => pure(|out, err| quorumlab_check::cli::run(args, out, err)),
         Command::Quorum(args) => pure(|out, err| quorumlab_quorum::cli::run(args, out, err)),

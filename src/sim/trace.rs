@@ -59,12 +59,24 @@ impl tracing_subscriber::fmt::time::FormatTime for SimOrWallTime {
     }
 }
 
-/// Installs a `RUST_LOG`-controlled subscriber that stamps simulated time (idempotent).
-///
-/// Without `RUST_LOG`, openraft logs only errors: at `warn` it reports benign races of every
-/// election (a vote reply that arrives after the vote moved on), which would bury real news.
+fn filter() -> tracing_subscriber::EnvFilter {
+    // Without RUST_LOG, openraft logs only errors: at `warn` it reports benign races of every
+    // election (a vote reply that arrives after the vote moved on), which would bury real news.
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,openraft=error"))
+}
+
+/// For tests: a `RUST_LOG`-controlled subscriber that stamps simulated time and writes through
+/// the test harness, so output is captured per test (idempotent).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,openraft=error"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_timer(SimOrWallTime).with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter()).with_timer(SimOrWallTime).with_test_writer().try_init();
+}
+
+/// For the command line: the same, on standard error, so logs never mix with a command's output.
+pub fn init_cli_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_timer(SimOrWallTime)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
