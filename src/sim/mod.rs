@@ -50,6 +50,10 @@ pub struct SimOptions {
     pub max_latency: Duration,
     /// The simulation fails if it runs longer than this (simulated time).
     pub duration: Duration,
+    /// turmoil's step: every host runs once per tick, and messages arrive on tick boundaries, so
+    /// it is the resolution of simulated latency. It also bounds speed: an idle cluster costs
+    /// about one poll of every host per tick.
+    pub tick: Duration,
     /// A bug planted in every node, for negative-control tests.
     pub planted_bug: Option<PlantedBug>,
 }
@@ -66,6 +70,7 @@ impl SimOptions {
             min_latency: Duration::from_millis(1),
             max_latency: Duration::from_millis(5),
             duration: Duration::from_secs(600),
+            tick: Duration::from_millis(1),
             planted_bug: None,
         }
     }
@@ -205,6 +210,7 @@ impl<'a> SimCluster<'a> {
         let sim = turmoil::Builder::new()
             .rng_seed(options.seed)
             .simulation_duration(options.duration)
+            .tick_duration(options.tick)
             .min_message_latency(options.min_latency)
             .max_message_latency(options.max_latency)
             .tcp_capacity(4096)
