@@ -319,6 +319,40 @@ pub mod admin {
         }
     }
 
+    /// Adds node `id` at `node_addr` as a learner, through the leader at `addr`; with `blocking`
+    /// the call returns once the learner has caught up.
+    pub async fn add_learner(
+        transport: Transport,
+        addr: &str,
+        id: u64,
+        node_addr: &str,
+        blocking: bool,
+        timeout: Duration,
+    ) -> Result<u64, String> {
+        let mut c = client(transport, addr, timeout)?;
+        let req = pb::AddLearnerRequest { node: Some(pb::Node { id, addr: node_addr.to_string() }), blocking };
+        match tokio::time::timeout(timeout, c.add_learner(req)).await {
+            Err(_) => Err(format!("{addr}: no answer within {timeout:?}")),
+            Ok(r) => r.map(|r| r.into_inner().log_id.map_or(0, |l| l.index)).map_err(|s| describe(addr, s)),
+        }
+    }
+
+    /// Changes the voter set, through the leader at `addr` (joint consensus, then the new set).
+    pub async fn change_membership(
+        transport: Transport,
+        addr: &str,
+        voters: &[u64],
+        retain: bool,
+        timeout: Duration,
+    ) -> Result<u64, String> {
+        let mut c = client(transport, addr, timeout)?;
+        let req = pb::ChangeMembershipRequest { voters: voters.to_vec(), retain };
+        match tokio::time::timeout(timeout, c.change_membership(req)).await {
+            Err(_) => Err(format!("{addr}: no answer within {timeout:?}")),
+            Ok(r) => r.map(|r| r.into_inner().log_id.map_or(0, |l| l.index)).map_err(|s| describe(addr, s)),
+        }
+    }
+
     /// Initializes a cluster through `addr` with the given voters (id → address).
     pub async fn initialize(
         transport: Transport,

@@ -63,3 +63,32 @@ async fn three_processes_survive_a_sigkilled_leader_and_the_restarted_node_catch
     assert_eq!(v.as_array().unwrap().len(), 3);
     assert_eq!(v.as_array().unwrap().iter().filter(|n| n["role"] == "leader").count(), 1, "{v:#}");
 }
+
+/// `cluster add-learner` and `cluster set-voters` grow a 3-voter cluster of processes to 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_adds_a_learner_and_makes_it_a_voter() {
+    let mut cluster = LocalCluster::start(Path::new(EXE), free_addrs(4).unwrap(), None, &[], true).unwrap();
+    cluster.wait_listening(20 * SEC).await.unwrap();
+    let three: Vec<String> = (1..=3).map(|id| cluster.addrs[&id].clone()).collect();
+    let run = |args: &[&str]| {
+        let out = Command::new(EXE).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["cluster", "init", "--endpoints", &three.join(",")]);
+    cluster.wait_for_leader(&[1, 2, 3], 10 * SEC).await.unwrap();
+    run(&["kv", "put", "before", "4", "--endpoints", &three.join(",")]);
+    let out =
+        run(&["cluster", "add-learner", "--endpoints", &three.join(","), "--id", "4", "--addr", &cluster.addrs[&4]]);
+    assert!(out.contains("added as a learner"), "{out}");
+    let out = run(&["cluster", "set-voters", "1,2,3,4", "--endpoints", &three.join(",")]);
+    assert!(out.contains("voters are now 1,2,3,4"), "{out}");
+    let status = admin::status(Transport::Tcp, &cluster.addrs[&4], SEC).await.unwrap();
+    let voters: Vec<Vec<u64>> = status.membership.unwrap().configs.into_iter().map(|c| c.ids).collect();
+    assert_eq!(voters, vec![vec![1, 2, 3, 4]]);
+    assert_eq!(status.role, "follower", "node 4 votes now");
+    // The new voter answers through the leader like any other endpoint.
+    let got = run(&["kv", "get", "before", "--endpoints", &cluster.addrs[&4]]);
+    assert_eq!(got.trim(), "4");
+    cluster.stop(5 * SEC).await;
+}

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use quorumlab::client::admin;
+use quorumlab::net::Transport;
 use quorumlab::node::PlantedBug;
 use quorumlab::sim::history::Recorder;
 use quorumlab::sim::{Shared, SimCluster, SimOptions};
@@ -315,4 +317,44 @@ fn a_wiped_follower_catches_up_by_snapshot() {
             reader.get(format!("k{i}").as_bytes()).unwrap().unwrap_or_else(|| panic!("k{i} missing on wiped node"));
         assert_eq!(v, format!("v{i}").into_bytes());
     }
+}
+
+/// Membership changes through the admin service: start with voters 1-3, add node 4 as a learner
+/// (it catches up), make it a voter, then remove node 1. Writes keep working, node 4 holds every
+/// write, and node 1 is out of the voter set.
+#[test]
+fn a_learner_joins_becomes_a_voter_and_an_old_voter_leaves() {
+    quorumlab::sim::trace::init_tracing();
+    let mut c = SimCluster::new(SimOptions::new(21, 4));
+    let s = c.shared.clone();
+    c.client("workload", async move {
+        s.initialize_with(1, &[1, 2, 3]).await?;
+        let leader = s.wait_for_leader_among(&[1, 2, 3], 5 * SEC).await.ok_or("no leader elected")?;
+        let mut acked = write_keys(&s, "a", 0..20).await?;
+        let via = s.endpoint(leader);
+        admin::add_learner(Transport::Sim, &via, 4, &s.endpoint(4), true, 10 * SEC).await?;
+        admin::change_membership(Transport::Sim, &via, &[1, 2, 3, 4], false, 10 * SEC).await?;
+        acked.extend(write_keys(&s, "b", 0..20).await?);
+        // Removing node 1 may remove the leader itself; go through whoever leads now.
+        let leader = s.wait_for_leader_among(&[1, 2, 3, 4], 5 * SEC).await.ok_or("no leader")?;
+        admin::change_membership(Transport::Sim, &s.endpoint(leader), &[2, 3, 4], false, 10 * SEC).await?;
+        let leader = s.wait_for_leader_among(&[2, 3, 4], 10 * SEC).await.ok_or("no leader among 2-4")?;
+        acked.extend(write_keys(&s, "c", 0..20).await?);
+        read_all(&s, &acked).await?;
+        let voters: Vec<u64> = s.metrics()[&leader].membership_config.membership().voter_ids().collect();
+        if voters != [2, 3, 4] {
+            return Err(format!("voters should be [2, 3, 4], are {voters:?}"));
+        }
+        let four = s.nodes.lock().unwrap()[&4].reader.clone();
+        if !s.wait_for(5 * SEC, |_| four.applied_index() >= s.max_applied()).await {
+            return Err("node 4 did not catch up".into());
+        }
+        for k in acked.keys() {
+            if four.get(k.as_bytes()).map_err(|e| e.to_string())?.is_none() {
+                return Err(format!("node 4 is missing {k}"));
+            }
+        }
+        Ok(())
+    });
+    c.run().unwrap();
 }

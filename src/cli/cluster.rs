@@ -36,6 +36,29 @@ pub enum ClusterCommand {
         #[arg(long, default_value = "2s", value_parser = parse_duration)]
         timeout: Duration,
     },
+    /// Add a node as a learner (it replicates the log but does not vote).
+    AddLearner {
+        #[arg(long, env = "QUORUMLAB_ENDPOINTS", value_parser = parse_endpoints)]
+        endpoints: Endpoints,
+        /// The new node's id.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        id: u64,
+        /// The new node's address (HOST:PORT).
+        #[arg(long, value_parser = super::parse_addr)]
+        addr: String,
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Change the voter set (learners named here become voters; voters left out are removed).
+    SetVoters {
+        /// The new voters, comma-separated ids, e.g. 1,2,3,4.
+        #[arg(value_delimiter = ',', required = true, value_parser = clap::value_parser!(u64).range(1..))]
+        voters: Vec<u64>,
+        #[arg(long, env = "QUORUMLAB_ENDPOINTS", value_parser = parse_endpoints)]
+        endpoints: Endpoints,
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
     /// Start a local cluster of real node processes, initialize it, and stop it on Ctrl-C.
     Up {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
@@ -53,6 +76,48 @@ pub async fn run(cmd: ClusterCommand) -> u8 {
         ClusterCommand::Init { endpoints, timeout } => init(&endpoints.0, timeout).await,
         ClusterCommand::Status { endpoints, format, timeout } => status(&endpoints.0, format, timeout).await,
         ClusterCommand::Up { nodes, base_port, data_dir } => up(nodes, base_port, data_dir).await,
+        ClusterCommand::AddLearner { endpoints, id, addr, timeout } => {
+            let r = match find_leader(&endpoints.0, timeout).await {
+                Ok(leader) => admin::add_learner(Transport::Tcp, &leader, id, &addr, true, timeout).await,
+                Err(e) => Err(e),
+            };
+            report(r, &format!("node {id} at {addr} added as a learner"))
+        }
+        ClusterCommand::SetVoters { voters, endpoints, timeout } => {
+            let r = match find_leader(&endpoints.0, timeout).await {
+                Ok(leader) => admin::change_membership(Transport::Tcp, &leader, &voters, false, timeout).await,
+                Err(e) => Err(e),
+            };
+            let list: Vec<String> = voters.iter().map(u64::to_string).collect();
+            report(r, &format!("voters are now {}", list.join(",")))
+        }
+    }
+}
+
+/// The leader's address, as the first endpoint that answers reports it.
+async fn find_leader(endpoints: &[String], timeout: Duration) -> Result<String, String> {
+    let mut errors = Vec::new();
+    for e in endpoints {
+        match admin::status(Transport::Tcp, e, timeout.min(Duration::from_secs(2))).await {
+            Ok(s) if s.role == "leader" => return Ok(e.clone()),
+            Ok(s) if !s.leader_addr.is_empty() => return Ok(s.leader_addr),
+            Ok(s) => errors.push(format!("{e}: node {} knows no leader", s.id)),
+            Err(err) => errors.push(err),
+        }
+    }
+    Err(format!("no leader found ({})", errors.join("; ")))
+}
+
+fn report(r: Result<u64, String>, what: &str) -> u8 {
+    match r {
+        Ok(index) => {
+            println!("OK {what} (log index {index})");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAILED
+        }
     }
 }
 

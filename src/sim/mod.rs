@@ -191,9 +191,16 @@ impl Shared {
             .map(|(id, _)| id)
     }
 
-    /// Initializes the cluster through node `via` with every voter.
+    /// Initializes the cluster through node `via` with every node as a voter.
     pub async fn initialize(&self, via: NodeId) -> Result<(), String> {
-        let members: BTreeMap<u64, String> = self.options.nodes.keys().map(|id| (*id, self.endpoint(*id))).collect();
+        let all: Vec<NodeId> = self.options.nodes.keys().copied().collect();
+        self.initialize_with(via, &all).await
+    }
+
+    /// Initializes the cluster through node `via` with only `voters`; the other hosts run
+    /// uninitialized until they are added as learners.
+    pub async fn initialize_with(&self, via: NodeId, voters: &[NodeId]) -> Result<(), String> {
+        let members: BTreeMap<u64, String> = voters.iter().map(|id| (*id, self.endpoint(*id))).collect();
         admin::initialize(Transport::Sim, &self.endpoint(via), &members, Duration::from_secs(2)).await
     }
 }
