@@ -329,8 +329,11 @@ impl ExplainReport {
             format!("voters            = {}", self.voters),
             format!("majority          = {}/2 + 1 = {}", self.voters, self.majority),
             format!(
-                "failures tolerated = {} − {} = {} voters, anywhere",
-                self.voters, self.majority, self.failures_tolerated
+                "failures tolerated = {} − {} = {} {}, anywhere",
+                self.voters,
+                self.majority,
+                self.failures_tolerated,
+                if self.failures_tolerated == 1 { "voter" } else { "voters" }
             ),
         ]);
 
@@ -384,8 +387,12 @@ impl ExplainReport {
         doc.lines(vec![
             format!("two majorities hold {m} + {m} = {} votes, but there are only {} voters,", 2 * m, self.voters),
             format!(
-                "so they share at least {} + {} − {} = {} voter(s).",
-                m, m, self.voters, self.intersection.min_overlap
+                "so they share at least {} + {} − {} = {} {}.",
+                m,
+                m,
+                self.voters,
+                self.intersection.min_overlap,
+                if self.intersection.min_overlap == 1 { "voter" } else { "voters" }
             ),
             "A shared voter grants one vote per term and keeps what it acknowledged, so two candidates cannot".into(),
             "both win a term, and every new leader's majority holds every committed write.".into(),

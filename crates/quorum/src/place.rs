@@ -271,10 +271,11 @@ fn lessons(voters: u32, placements: &[Placement], others: &[SizeComparison]) -> 
     }
     let describe = |n: u32, p: &Placement| {
         format!(
-            "{n} voters as {} tolerate {} node failure(s), survive losing any DC: {}, survive a DC plus one node \
+            "{n} voters as {} tolerate {} node {}, survive losing any DC: {}, survive a DC plus one node \
              for {} of {} DCs",
             p.label,
             failures_tolerated(n as usize),
+            if failures_tolerated(n as usize) == 1 { "failure" } else { "failures" },
             if p.survives_any_dc_loss { "yes" } else { "no" },
             p.dc_loss_plus_node_survived.len(),
             p.dcs_used
