@@ -83,10 +83,15 @@ async fn the_cli_adds_a_learner_and_makes_it_a_voter() {
     assert!(out.contains("added as a learner"), "{out}");
     let out = run(&["cluster", "set-voters", "1,2,3,4", "--endpoints", &three.join(",")]);
     assert!(out.contains("voters are now 1,2,3,4"), "{out}");
-    let status = admin::status(Transport::Tcp, &cluster.addrs[&4], SEC).await.unwrap();
-    let voters: Vec<Vec<u64>> = status.membership.unwrap().configs.into_iter().map(|c| c.ids).collect();
-    assert_eq!(voters, vec![vec![1, 2, 3, 4]]);
-    assert_eq!(status.role, "follower", "node 4 votes now");
+    // Node 4 learns the new configuration by replication; wait until it has applied it.
+    let addr4 = cluster.addrs[&4].clone();
+    let seen = poll(10 * SEC, async || {
+        let s = admin::status(Transport::Tcp, &addr4, SEC).await.ok()?;
+        let voters: Vec<Vec<u64>> = s.membership?.configs.into_iter().map(|c| c.ids).collect();
+        (voters == vec![vec![1, 2, 3, 4]] && s.role == "follower").then_some(())
+    })
+    .await;
+    assert!(seen.is_some(), "node 4 never reported itself a voter in [1, 2, 3, 4]");
     // The new voter answers through the leader like any other endpoint.
     let got = run(&["kv", "get", "before", "--endpoints", &cluster.addrs[&4]]);
     assert_eq!(got.trim(), "4");
