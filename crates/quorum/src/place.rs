@@ -330,10 +330,10 @@ impl PlaceReport {
         doc.lines(vec![
             format!("majority           = {}/2 + 1 = {}", self.voters, self.majority),
             format!("failures tolerated = {} − {} = {} (f)", self.voters, self.majority, self.failures_tolerated),
-            format!("a DC loss is survivable iff that DC holds ≤ f = {} voters", self.failures_tolerated),
+            format!("a DC loss is survivable iff that DC holds ≤ f = {}", count_voters(self.failures_tolerated as i64)),
             format!(
-                "a DC loss plus one node iff that DC holds ≤ f − 1 = {} voters",
-                self.failures_tolerated as i64 - 1
+                "a DC loss plus one node iff that DC holds ≤ f − 1 = {}",
+                count_voters(self.failures_tolerated as i64 - 1)
             ),
         ]);
         let rows = self
@@ -375,5 +375,14 @@ impl PlaceReport {
             doc.lines(self.lessons.iter().map(|l| format!("- {l}")).collect());
         }
         doc
+    }
+}
+
+/// "1 voter", "2 voters".
+fn count_voters(n: i64) -> String {
+    if n == 1 {
+        "1 voter".into()
+    } else {
+        format!("{n} voters")
     }
 }
