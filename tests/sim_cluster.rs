@@ -287,17 +287,16 @@ fn a_wiped_follower_catches_up_by_snapshot() {
     opts.logs_kept_after_snapshot = 5;
     let mut c = SimCluster::new(opts);
     let s = c.shared.clone();
-    let done = Arc::new(AtomicU32::new(0));
     {
-        let (s, done) = (s.clone(), done.clone());
+        let s = s.clone();
         c.client("workload", async move {
             s.initialize(1).await?;
             s.wait_for_leader_among(&[1, 2, 3], 5 * SEC).await.ok_or("no leader")?;
             write_keys(&s, "k", 0..100).await?;
-            done.store(1, Ordering::SeqCst);
             Ok(())
         });
     }
+    // Runs until the workload has finished: every write below is acknowledged.
     c.run().unwrap();
     let f = {
         let (l, _) = s.leader().unwrap();
