@@ -344,16 +344,17 @@ async fn run_host(shared: Shared, id: NodeId) -> turmoil::Result {
     shared.nodes.lock().map_err(|e| e.to_string())?.insert(id, view);
     shared.trace.record(format!("node {id}: started"));
     let mut metrics = running.raft.metrics();
-    let mut last = String::new();
+    let mut last: Option<Shown> = None;
     loop {
-        let m = metrics.borrow_and_update().clone();
-        if m.state == ServerState::Leader {
-            shared.leaders.lock().map_err(|e| e.to_string())?.observe(m.current_term, id);
+        // Metrics change on every replication ack too; only what the trace shows is compared, and
+        // only a change of it is formatted (most changes under load are not).
+        let shown = Shown::of(&metrics.borrow_and_update());
+        if shown.state == ServerState::Leader {
+            shared.leaders.lock().map_err(|e| e.to_string())?.observe(shown.term, id);
         }
-        let line = describe(id, &m);
-        if line != last {
-            shared.trace.record(&line);
-            last = line;
+        if last.as_ref() != Some(&shown) {
+            shared.trace.record(shown.describe(id));
+            last = Some(shown);
         }
         if metrics.changed().await.is_err() {
             return Ok(());
@@ -361,18 +362,49 @@ async fn run_host(shared: Shared, id: NodeId) -> turmoil::Result {
     }
 }
 
-/// One trace line for a node's metrics.
-fn describe(id: NodeId, m: &RaftMetrics) -> String {
-    let leader = m.current_leader.map(|l| l.to_string()).unwrap_or_else(|| "-".into());
-    let voters: Vec<String> = m.membership_config.membership().voter_ids().map(|v| v.to_string()).collect();
-    format!(
-        "node {id}: {:?} term {} leader {leader} last_log {} applied {} snapshot {} purged {} voters [{}]",
-        m.state,
-        m.current_term,
-        m.last_log_index.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
-        m.last_applied.map(|l| l.index.to_string()).unwrap_or_else(|| "-".into()),
-        m.snapshot.map(|l| l.index.to_string()).unwrap_or_else(|| "-".into()),
-        m.purged.map(|l| l.index.to_string()).unwrap_or_else(|| "-".into()),
-        voters.join(","),
-    )
+/// The part of a node's metrics the trace records.
+#[derive(PartialEq)]
+struct Shown {
+    state: ServerState,
+    term: u64,
+    leader: Option<NodeId>,
+    last_log: Option<u64>,
+    applied: Option<u64>,
+    snapshot: Option<u64>,
+    purged: Option<u64>,
+    voters: Vec<NodeId>,
+}
+
+impl Shown {
+    fn of(m: &RaftMetrics) -> Self {
+        Shown {
+            state: m.state,
+            term: m.current_term,
+            leader: m.current_leader,
+            last_log: m.last_log_index,
+            applied: m.last_applied.map(|l| l.index),
+            snapshot: m.snapshot.map(|l| l.index),
+            purged: m.purged.map(|l| l.index),
+            voters: m.membership_config.membership().voter_ids().collect(),
+        }
+    }
+
+    /// One trace line.
+    fn describe(&self, id: NodeId) -> String {
+        fn or_dash(v: Option<u64>) -> String {
+            v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+        }
+        let voters: Vec<String> = self.voters.iter().map(|v| v.to_string()).collect();
+        format!(
+            "node {id}: {:?} term {} leader {} last_log {} applied {} snapshot {} purged {} voters [{}]",
+            self.state,
+            self.term,
+            or_dash(self.leader),
+            or_dash(self.last_log),
+            or_dash(self.applied),
+            or_dash(self.snapshot),
+            or_dash(self.purged),
+            voters.join(","),
+        )
+    }
 }
