@@ -126,13 +126,16 @@ pub struct SnapshotBuilder {
     pub(crate) snapshots: SnapshotStore,
     pub(crate) durability: Durability,
     pub(crate) membership: StoredMembership,
-    /// The captured state, or the error met while capturing it (reported by `build_snapshot`).
-    pub(crate) captured: Result<SnapshotPayload, StorageError>,
+    /// The captured state, or the error met while capturing it (reported by `build_snapshot`);
+    /// taken by the one build (no copy of the whole state).
+    pub(crate) captured: Option<Result<SnapshotPayload, StorageError>>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        let payload = self.captured.clone()?;
+        let payload = self.captured.take().ok_or_else(|| {
+            codec::write_snapshot(std::io::Error::other("a snapshot builder was asked to build twice"))
+        })??;
         let data = payload.to_bytes().map_err(codec::write_snapshot)?;
         // generate_id is persistent and deterministic, so ids never repeat and simulation traces
         // stay reproducible (no clock, no randomness).

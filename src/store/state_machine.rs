@@ -264,7 +264,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         if let Some(a) = applied {
             writes.insert(APPLIED_KEY, encode(&a).map_err(codec::write_state_machine)?);
         }
-        writes.insert(MEMBERSHIP_KEY, encode(&membership).map_err(codec::write_state_machine)?);
+        // Membership changes rarely; rewriting it with every batch cost a sled insert per apply.
+        if membership != self.membership {
+            writes.insert(MEMBERSHIP_KEY, encode(&membership).map_err(codec::write_state_machine)?);
+        }
         writes.apply(&self.sm, self.durability).map_err(codec::write_state_machine)?;
         self.set_applied(applied, membership);
         Ok(responses)
@@ -276,7 +279,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             snapshots: self.snapshots.clone(),
             durability: self.durability,
             membership: self.membership.clone(),
-            captured: self.capture(),
+            captured: Some(self.capture()),
         }
     }
 
