@@ -4,7 +4,12 @@
 //! it is initialized and has elected a leader:
 //! - `idle`: nothing but Raft heartbeats;
 //! - `loaded`: one client writing 100 puts per simulated second (unique keys, paced by
-//!   `tokio::time::sleep` inside the simulation).
+//!   `tokio::time::sleep` inside the simulation);
+//! - `rpc_floor`: back-to-back status calls, to price one simulated gRPC round trip and so bound
+//!   the loaded figure from above (see `docs/simulation-speed.md`).
+//!
+//! `QUORUMLAB_BENCH_TICK_MS=10 cargo bench --bench sim_speed` reruns it with a coarser turmoil
+//! tick (coarser latency resolution) to show what the tick costs.
 //!
 //! One criterion iteration steps the simulation through [`SIM_PER_ITER`] of simulated time, and
 //! the throughput is declared as that many seconds, so criterion's `elem/s` figure *is* the
@@ -22,19 +27,35 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use quorumlab::net::{self, Deadlines, Transport};
+use quorumlab::pb::{self, admin_service_client::AdminServiceClient};
 use quorumlab::sim::{SimCluster, SimOptions};
 
 /// Simulated time per criterion iteration.
 const SIM_PER_ITER: Duration = Duration::from_secs(10);
 /// The loaded client's write rate.
 const WRITES_PER_SIM_SECOND: u64 = 100;
+/// Round trips one write needs at the least: client → leader, then to each of two followers an
+/// append-entries with the entry and one with the new commit index.
+const MIN_RPCS_PER_WRITE: f64 = 5.0;
 
 /// Simulated and wall time measured for one case, for the closing summary.
 #[derive(Default)]
 struct Tally {
     sim: Duration,
     wall: Duration,
-    writes_acked: u64,
+    /// Writes acknowledged or status calls answered, by case.
+    count: u64,
+}
+
+impl Tally {
+    fn speed(&self) -> f64 {
+        self.sim.as_secs_f64() / self.wall.as_secs_f64()
+    }
+
+    fn wall_per_sim_second(&self) -> f64 {
+        self.wall.as_secs_f64() / self.sim.as_secs_f64()
+    }
 }
 
 /// A cluster stepped only by the benchmark, with an optional writing client.
@@ -47,6 +68,7 @@ fn start(voters: u64, loaded: bool) -> Running {
     // As the tests do: a `RUST_LOG` subscriber (default `warn`), so the figure includes its cost.
     quorumlab::sim::trace::init_tracing();
     let mut opts = SimOptions::new(42, voters);
+    opts.tick = tick();
     // The simulation must never end on its own: criterion decides how long it runs.
     opts.duration = Duration::from_secs(10_000_000);
     let mut cluster = SimCluster::new(opts);
@@ -88,57 +110,139 @@ fn start(voters: u64, loaded: bool) -> Running {
     Running { cluster, acked }
 }
 
+/// turmoil's tick: 1 ms (the simulator's default) unless `QUORUMLAB_BENCH_TICK_MS` says otherwise,
+/// to show what a coarser latency resolution buys.
+fn tick() -> Duration {
+    let ms = std::env::var("QUORUMLAB_BENCH_TICK_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    Duration::from_millis(ms)
+}
+
+/// The cost floor of one simulated gRPC round trip: a client on its own host calls `Admin/Status`
+/// on node 1 back to back over one HTTP/2 connection, while the cluster idles. Status touches no
+/// storage, so the figure is tonic + hyper + h2 + turmoil's TCP on both ends, plus the idle
+/// cluster's own cost (subtract the `idle` case per simulated second to isolate the RPCs).
+///
+/// A replicated write needs at least five such round trips (client → leader, and per follower
+/// one append-entries carrying the entry and one carrying the new commit index), which bounds
+/// the loaded speed-up from above whatever Raft and storage cost.
+fn rpc_floor(voters: u64) -> (Running, Arc<AtomicU64>) {
+    let running = start(voters, false);
+    let calls = Arc::new(AtomicU64::new(0));
+    let mut running = running;
+    {
+        let (s, calls) = (running.cluster.shared.clone(), calls.clone());
+        running.cluster.client("rpc-floor", async move {
+            let deadlines = Deadlines { connect: Duration::from_secs(1), request: Duration::from_secs(1) };
+            let channel = net::channel(Transport::Sim, &s.endpoint(1), deadlines).map_err(|e| e.to_string())?;
+            let mut admin = AdminServiceClient::new(channel);
+            loop {
+                admin.status(pb::StatusRequest {}).await.map_err(|e| format!("status: {e}"))?;
+                calls.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    (running, calls)
+}
+
+/// What runs beside the Raft cluster in one case.
+#[derive(Clone, Copy, PartialEq)]
+enum Load {
+    Idle,
+    /// One client writing [`WRITES_PER_SIM_SECOND`].
+    Writes,
+    /// Back-to-back status calls (see [`rpc_floor`]).
+    Rpcs,
+}
+
 fn sim_speed(c: &mut Criterion) {
     let summary: Rc<RefCell<Vec<(String, Tally)>>> = Rc::default();
     let mut group = c.benchmark_group("sim_speed");
     group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
     group.throughput(Throughput::Elements(SIM_PER_ITER.as_secs()));
-    for voters in [3u64, 5] {
-        for loaded in [false, true] {
-            let load = if loaded { "loaded_100ops" } else { "idle" };
-            let name = format!("{voters}_voters/{load}");
-            let mut running = start(voters, loaded);
-            let mut tally = Tally::default();
-            let acked_before = running.acked.load(Ordering::Relaxed);
-            group.bench_function(BenchmarkId::new(format!("{voters}_voters"), load), |b| {
-                b.iter_custom(|iters| {
-                    let t0 = Instant::now();
-                    for _ in 0..iters {
-                        // The predicate never holds: step through exactly SIM_PER_ITER.
-                        running
-                            .cluster
-                            .run_until(SIM_PER_ITER, |_| false)
-                            .unwrap_or_else(|e| panic!("simulation failed: {e}"));
-                    }
-                    let wall = t0.elapsed();
-                    tally.sim += SIM_PER_ITER * iters as u32;
-                    tally.wall += wall;
-                    wall
-                })
-            });
-            tally.writes_acked = running.acked.load(Ordering::Relaxed) - acked_before;
-            if loaded {
-                // The offered load must have been served, or the figure would flatter an idle cluster.
-                let expected = tally.sim.as_secs() * WRITES_PER_SIM_SECOND;
-                assert!(
-                    tally.writes_acked * 10 >= expected * 9,
-                    "{name}: only {} of ~{expected} writes acknowledged",
-                    tally.writes_acked
-                );
-            }
-            summary.borrow_mut().push((name, tally));
+    let cases = [(3u64, Load::Idle), (3, Load::Writes), (5, Load::Idle), (5, Load::Writes), (3, Load::Rpcs)];
+    for (voters, load) in cases {
+        if load == Load::Writes && tick() > Duration::from_millis(2) {
+            // Messages arrive on tick boundaries, so a write's four hops take at least four ticks
+            // and one sequential client cannot offer the load; the figure would be meaningless.
+            println!(
+                "skipping {voters}_voters/loaded_100ops: a {:?} tick cannot carry 100 sequential writes/s",
+                tick()
+            );
+            continue;
         }
+        let label = match load {
+            Load::Idle => "idle",
+            Load::Writes => "loaded_100ops",
+            Load::Rpcs => "rpc_floor",
+        };
+        let name = format!("{voters}_voters/{label}");
+        let (mut running, counter) = match load {
+            Load::Rpcs => rpc_floor(voters),
+            _ => {
+                let running = start(voters, load == Load::Writes);
+                let acked = running.acked.clone();
+                (running, acked)
+            }
+        };
+        let mut tally = Tally::default();
+        let count_before = counter.load(Ordering::Relaxed);
+        group.bench_function(BenchmarkId::new(format!("{voters}_voters"), label), |b| {
+            b.iter_custom(|iters| {
+                let t0 = Instant::now();
+                for _ in 0..iters {
+                    // The predicate never holds: step through exactly SIM_PER_ITER.
+                    running
+                        .cluster
+                        .run_until(SIM_PER_ITER, |_| false)
+                        .unwrap_or_else(|e| panic!("simulation failed: {e}"));
+                }
+                let wall = t0.elapsed();
+                tally.sim += SIM_PER_ITER * iters as u32;
+                tally.wall += wall;
+                wall
+            })
+        });
+        tally.count = counter.load(Ordering::Relaxed) - count_before;
+        if load == Load::Writes {
+            // The offered load must have been served, or the figure would flatter an idle cluster.
+            let expected = tally.sim.as_secs() * WRITES_PER_SIM_SECOND;
+            assert!(
+                tally.count * 10 >= expected * 9,
+                "{name}: only {} of ~{expected} writes acknowledged",
+                tally.count
+            );
+        }
+        summary.borrow_mut().push((name, tally));
     }
     group.finish();
-    println!("\nsimulation speed (simulated time / wall-clock time, all iterations incl. warm-up):");
-    for (name, t) in summary.borrow().iter() {
-        let writes = if t.writes_acked > 0 { format!(", {} writes acked", t.writes_acked) } else { String::new() };
+    println!("\nsimulation speed (simulated time / wall-clock time, all iterations incl. warm-up; tick {:?}):", tick());
+    let summary = summary.borrow();
+    for (name, t) in summary.iter() {
+        let counted = if name.ends_with("rpc_floor") { "status calls" } else { "writes acked" };
+        let extra = if t.count > 0 { format!(", {} {counted}", t.count) } else { String::new() };
         println!(
-            "  {name:<22} {:>8.1}x real time  ({:>6.0} s simulated in {:>6.2} s wall{writes})",
-            t.sim.as_secs_f64() / t.wall.as_secs_f64(),
+            "  {name:<22} {:>8.1}x real time  ({:>6.0} s simulated in {:>6.2} s wall{extra})",
+            t.speed(),
             t.sim.as_secs_f64(),
             t.wall.as_secs_f64(),
         );
+    }
+    // The ceiling argument: wall time per round trip, net of what the idle cluster costs anyway.
+    let idle = summary.iter().find(|(n, _)| n == "3_voters/idle").map(|(_, t)| t.wall_per_sim_second());
+    let rpcs = summary.iter().find(|(n, _)| n == "3_voters/rpc_floor").map(|(_, t)| t);
+    if let (Some(idle), Some(rpcs)) = (idle, rpcs) {
+        if rpcs.count > 0 {
+            let net = (rpcs.wall.as_secs_f64() - idle * rpcs.sim.as_secs_f64()).max(0.0);
+            let per_rpc = net / rpcs.count as f64;
+            let ceiling = 1.0 / (idle + WRITES_PER_SIM_SECOND as f64 * MIN_RPCS_PER_WRITE * per_rpc);
+            println!(
+                "\none simulated gRPC round trip costs {:.1} us of wall time (net of the idle cluster);\n\
+                 a write needs >= {MIN_RPCS_PER_WRITE} of them, so {WRITES_PER_SIM_SECOND} writes per simulated second \
+                 cap a 3-voter cluster at {:.0}x real time before Raft or storage do any work",
+                per_rpc * 1e6,
+                ceiling,
+            );
+        }
     }
 }
 
