@@ -9,7 +9,8 @@
 //!   the loaded figure from above (see `docs/simulation-speed.md`).
 //!
 //! `QUORUMLAB_BENCH_TICK_MS=10 cargo bench --bench sim_speed` reruns it with a coarser turmoil
-//! tick (coarser latency resolution) to show what the tick costs.
+//! tick (coarser latency resolution), and `QUORUMLAB_BENCH_HEARTBEAT_MS=100` with a slower
+//! heartbeat, to show what each costs.
 //!
 //! One criterion iteration steps the simulation through [`SIM_PER_ITER`] of simulated time, and
 //! the throughput is declared as that many seconds, so criterion's `elem/s` figure *is* the
@@ -69,6 +70,12 @@ fn start(voters: u64, loaded: bool) -> Running {
     quorumlab::sim::trace::init_tracing();
     let mut opts = SimOptions::new(42, voters);
     opts.tick = tick();
+    if let Some(hb) = heartbeat_ms() {
+        // Election timeouts keep their default ratio to the heartbeat (6x to 12x).
+        opts.timing.heartbeat_ms = hb;
+        opts.timing.election_timeout_min_ms = 6 * hb;
+        opts.timing.election_timeout_max_ms = 12 * hb;
+    }
     // The simulation must never end on its own: criterion decides how long it runs.
     opts.duration = Duration::from_secs(10_000_000);
     let mut cluster = SimCluster::new(opts);
@@ -115,6 +122,11 @@ fn start(voters: u64, loaded: bool) -> Running {
 fn tick() -> Duration {
     let ms = std::env::var("QUORUMLAB_BENCH_TICK_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     Duration::from_millis(ms)
+}
+
+/// `QUORUMLAB_BENCH_HEARTBEAT_MS`, if set: the leader's heartbeat interval (default 50 ms).
+fn heartbeat_ms() -> Option<u64> {
+    std::env::var("QUORUMLAB_BENCH_HEARTBEAT_MS").ok().and_then(|v| v.parse().ok())
 }
 
 /// The cost floor of one simulated gRPC round trip: a client on its own host calls `Admin/Status`
@@ -215,7 +227,11 @@ fn sim_speed(c: &mut Criterion) {
         summary.borrow_mut().push((name, tally));
     }
     group.finish();
-    println!("\nsimulation speed (simulated time / wall-clock time, all iterations incl. warm-up; tick {:?}):", tick());
+    println!(
+        "\nsimulation speed (simulated time / wall-clock time, all iterations incl. warm-up; tick {:?}, heartbeat {} ms):",
+        tick(),
+        heartbeat_ms().unwrap_or(quorumlab::node::Timing::default().heartbeat_ms),
+    );
     let summary = summary.borrow();
     for (name, t) in summary.iter() {
         let counted = if name.ends_with("rpc_floor") { "status calls" } else { "writes acked" };
