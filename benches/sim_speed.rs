@@ -120,13 +120,21 @@ fn start(voters: u64, loaded: bool) -> Running {
 /// turmoil's tick: 1 ms (the simulator's default) unless `QUORUMLAB_BENCH_TICK_MS` says otherwise,
 /// to show what a coarser latency resolution buys.
 fn tick() -> Duration {
-    let ms = std::env::var("QUORUMLAB_BENCH_TICK_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
-    Duration::from_millis(ms)
+    Duration::from_millis(millis_from_env("QUORUMLAB_BENCH_TICK_MS").unwrap_or(1))
 }
 
 /// `QUORUMLAB_BENCH_HEARTBEAT_MS`, if set: the leader's heartbeat interval (default 50 ms).
 fn heartbeat_ms() -> Option<u64> {
-    std::env::var("QUORUMLAB_BENCH_HEARTBEAT_MS").ok().and_then(|v| v.parse().ok())
+    millis_from_env("QUORUMLAB_BENCH_HEARTBEAT_MS")
+}
+
+/// A knob in whole milliseconds; a value that is not one stops the bench rather than being ignored.
+fn millis_from_env(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    match value.parse() {
+        Ok(ms) if ms > 0 => Some(ms),
+        _ => panic!("{name} must be a whole number of milliseconds above 0, got {value:?}"),
+    }
 }
 
 /// The cost floor of one simulated gRPC round trip: a client on its own host calls `Admin/Status`
@@ -138,9 +146,8 @@ fn heartbeat_ms() -> Option<u64> {
 /// one append-entries carrying the entry and one carrying the new commit index), which bounds
 /// the loaded speed-up from above whatever Raft and storage cost.
 fn rpc_floor(voters: u64) -> (Running, Arc<AtomicU64>) {
-    let running = start(voters, false);
+    let mut running = start(voters, false);
     let calls = Arc::new(AtomicU64::new(0));
-    let mut running = running;
     {
         let (s, calls) = (running.cluster.shared.clone(), calls.clone());
         running.cluster.client("rpc-floor", async move {
