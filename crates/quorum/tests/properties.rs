@@ -1,13 +1,13 @@
 //! Properties of the oracle over random topologies and random directed graphs. Each property is a plain
-//! function returning `Err(reason)`, so a negative control can feed it a deliberately wrong majority rule and
+//! function returning `Err(reason)`, so a negative control can feed it a deliberately wrong majority rule or oracle and
 //! require that proptest finds the counterexample: a property that cannot fail proves nothing.
 
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 use quorumlab_quorum::table::table_report;
-use quorumlab_quorum::{predict, predict_with, Connectivity, NodeId, QuorumRule, Topology};
+use quorumlab_quorum::{predict, predict_with, Connectivity, NodeId, Prediction, QuorumRule, Topology};
 
 /// A random topology (1–4 datacenters, up to 3 voters and 1 learner each) written as a topology file, so the
 /// parser is exercised too, plus a random directed graph over its nodes and a random set of crashed nodes.
@@ -78,6 +78,9 @@ fn no_two_disjoint_majorities(
     Ok(())
 }
 
+/// What a property of the oracle is checked against: [`predict`], or a deliberately wrong one.
+type Oracle = fn(&Topology, &Connectivity) -> Prediction;
+
 /// (b) Adding a link `from → to` cannot change whether any other voter can lead (its decision depends only on
 /// its own links, which it already had), and can only add possible leaders and committing nodes.
 fn an_added_link_only_helps_its_ends(
@@ -85,11 +88,12 @@ fn an_added_link_only_helps_its_ends(
     connectivity: &Connectivity,
     from: NodeId,
     to: NodeId,
+    oracle: Oracle,
 ) -> Result<(), String> {
-    let before = predict(topology, connectivity);
+    let before = oracle(topology, connectivity);
     let mut healed = connectivity.clone();
     healed.heal_one_way(from, to);
-    let after = predict(topology, &healed);
+    let after = oracle(topology, &healed);
     for node in topology.node_ids().filter(|&node| node != from && node != to) {
         if before.can_lead(node) != after.can_lead(node) || before.quorum_of(node) != after.quorum_of(node) {
             return Err(format!("adding {from} → {to} changed node {node}'s own majority"));
@@ -98,9 +102,8 @@ fn an_added_link_only_helps_its_ends(
     if !before.possible_leaders().is_subset(&after.possible_leaders()) {
         return Err(format!("adding {from} → {to} removed a possible leader"));
     }
-    let committing = |p: &quorumlab_quorum::Prediction| -> BTreeSet<NodeId> {
-        topology.node_ids().filter(|&n| p.can_commit_from(n)).collect()
-    };
+    let committing =
+        |p: &Prediction| -> BTreeSet<NodeId> { topology.node_ids().filter(|&n| p.can_commit_from(n)).collect() };
     if !committing(&before).is_subset(&committing(&after)) {
         return Err(format!("adding {from} → {to} stopped a node from committing"));
     }
@@ -140,7 +143,7 @@ proptest! {
     ) {
         let n = topology.nodes().len();
         let (from, to) = (pick.0.index(n) as NodeId + 1, pick.1.index(n) as NodeId + 1);
-        prop_assert_eq!(an_added_link_only_helps_its_ends(&topology, &connectivity, from, to), Ok(()));
+        prop_assert_eq!(an_added_link_only_helps_its_ends(&topology, &connectivity, from, to, predict), Ok(()));
     }
 
     #[test]
@@ -166,6 +169,57 @@ fn negative_control_a_half_is_caught_as_a_majority_that_lets_two_leaders_commit(
         no_two_disjoint_majorities(&topology, &connectivity, half).map_err(TestCaseError::fail)
     });
     assert!(result.is_err(), "the wrong rule n/2 went unnoticed");
+}
+
+/// A wrong oracle for the negative control of (b): it believes messages relay through other nodes, so a
+/// node reaches every node it has a path to. Raft nodes never forward each other's messages, and with this
+/// belief one new link hands a third node a majority it cannot really gather.
+fn predict_as_if_messages_relay(topology: &Topology, connectivity: &Connectivity) -> Prediction {
+    let nodes: Vec<NodeId> = connectivity.nodes().iter().copied().collect();
+    let mut reaches: BTreeSet<(NodeId, NodeId)> = BTreeSet::new();
+    for &a in &nodes {
+        for &b in &nodes {
+            if connectivity.can_send(a, b) {
+                reaches.insert((a, b));
+            }
+        }
+    }
+    // Transitive closure (Floyd–Warshall over booleans); a crashed node sends nothing, so it relays nothing.
+    for &via in &nodes {
+        for &a in &nodes {
+            for &b in &nodes {
+                if reaches.contains(&(a, via)) && reaches.contains(&(via, b)) {
+                    reaches.insert((a, b));
+                }
+            }
+        }
+    }
+    let mut relayed = connectivity.clone();
+    for &(a, b) in &reaches {
+        if a != b {
+            relayed.heal_one_way(a, b);
+        }
+    }
+    predict(topology, &relayed)
+}
+
+/// Negative control for (b): an oracle that lets messages relay must be caught changing a bystander's majority.
+#[test]
+fn negative_control_b_an_oracle_that_relays_messages_is_caught() {
+    let mut runner = TestRunner::new(Config { cases: 300, failure_persistence: None, ..Config::default() });
+    let strategy = (topology_and_graph(), any::<(prop::sample::Index, prop::sample::Index)>());
+    let result = runner.run(&strategy, |((topology, connectivity), pick)| {
+        let n = topology.nodes().len();
+        let (from, to) = (pick.0.index(n) as NodeId + 1, pick.1.index(n) as NodeId + 1);
+        an_added_link_only_helps_its_ends(&topology, &connectivity, from, to, predict_as_if_messages_relay)
+            .map_err(TestCaseError::fail)
+    });
+    match result {
+        Err(TestError::Fail(reason, _)) => {
+            assert!(reason.message().contains("changed node"), "caught, but not for a bystander: {reason}")
+        }
+        other => panic!("an oracle that relays messages through third nodes went unnoticed: {other:?}"),
+    }
 }
 
 /// Negative control for (c): a majority of (n + 1)/2 is wrong for even n and must be caught.
