@@ -3,8 +3,8 @@
 
 Each sample's self time is charged to the innermost stack frame that belongs to a named crate,
 so an allocation or a memcpy counts for the crate that asked for it (sled, h2, ...), not for
-libc. Only samples under `SimCluster::run_until` count: cluster start-up and criterion's own
-work are left out. See docs/simulation-speed.md for how the figures there were taken:
+libc. Only samples under `SimCluster::run_until` count: the bench's stepping and its short
+start-up (which steps the same way), not criterion's own work. See docs/simulation-speed.md for how the figures there were taken:
 
     perf record -F 500 --call-graph dwarf,32768 -o perf.data \\
         target/release/deps/sim_speed-<hash> --bench 3_voters/loaded --profile-time 8
@@ -66,7 +66,7 @@ def main():
     by_crate = collections.Counter()
     total = 0
     for frames in samples(sys.stdin):
-        if not any("run_until" in f for f in frames):
+        if not any("SimCluster::run_until" in f for f in frames):
             continue
         total += 1
         by_crate[next((c for c in map(crate_of, frames) if c), "other")] += 1
