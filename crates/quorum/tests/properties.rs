@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
 use quorumlab_quorum::table::table_report;
 use quorumlab_quorum::{predict, predict_with, Connectivity, NodeId, Prediction, QuorumRule, Topology};
 
@@ -159,12 +159,19 @@ proptest! {
     }
 }
 
+/// A negative control must fail the same way on every run: a fixed seed (`PROPTEST_RNG_SEED` overrides it)
+/// instead of proptest's fresh one, which could miss a rare counterexample on an unlucky day.
+fn control_config(cases: u32) -> Config {
+    let seed = std::env::var("PROPTEST_RNG_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    Config { cases, failure_persistence: None, rng_seed: RngSeed::Fixed(seed), ..Config::default() }
+}
+
 /// Negative control for (a): with "half the voters" as the rule, random graphs must expose two disjoint
 /// "majorities" — otherwise the property above would be passing for the wrong reason.
 #[test]
 fn negative_control_a_half_is_caught_as_a_majority_that_lets_two_leaders_commit() {
     let half = QuorumRule { name: "half (n/2)", votes_needed: |n| n / 2 };
-    let mut runner = TestRunner::new(Config { cases: 300, failure_persistence: None, ..Config::default() });
+    let mut runner = TestRunner::new(control_config(300));
     let result = runner.run(&topology_and_graph(), |(topology, connectivity)| {
         no_two_disjoint_majorities(&topology, &connectivity, half).map_err(TestCaseError::fail)
     });
@@ -206,7 +213,9 @@ fn predict_as_if_messages_relay(topology: &Topology, connectivity: &Connectivity
 /// Negative control for (b): an oracle that lets messages relay must be caught changing a bystander's majority.
 #[test]
 fn negative_control_b_an_oracle_that_relays_messages_is_caught() {
-    let mut runner = TestRunner::new(Config { cases: 300, failure_persistence: None, ..Config::default() });
+    // About 1 case in 80 exposes it (measured: 39 of 40 random runs of 300 cases did), so 2,000 cases
+    // from a fixed seed leave no room for a flaky miss.
+    let mut runner = TestRunner::new(control_config(2_000));
     let strategy = (topology_and_graph(), any::<(prop::sample::Index, prop::sample::Index)>());
     let result = runner.run(&strategy, |((topology, connectivity), pick)| {
         let n = topology.nodes().len();
