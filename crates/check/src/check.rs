@@ -46,7 +46,7 @@ pub(crate) fn partitions<M: Model>(
     let mut parts: BTreeMap<Option<String>, Partition<M>> = BTreeMap::new();
     for op in history.operations()? {
         let parsed = model.parse(&op).map_err(|message| HistoryError::BadOperation {
-            at: format!("{} (process {}, {})", op.invoke_place(), op.process, op.f),
+            at: format!("{} (process {}, {})", op.interval.invoke_place(), op.process, op.f),
             message,
         })?;
         let key = if model.partition_by_key() { op.key.clone() } else { None };
@@ -60,12 +60,7 @@ pub(crate) fn summary<M: Model>(model: &M, op: &Operation, parsed: &M::Op) -> Op
         process: op.process,
         description: model.describe_op(parsed),
         unknown: op.is_unknown(),
-        invoke_index: op.invoke_index,
-        return_index: op.return_index,
-        invoke_line: op.invoke_line,
-        return_line: op.return_line,
-        invoke_time_ns: op.invoke_time_ns,
-        return_time_ns: op.return_time_ns,
+        interval: op.interval,
     }
 }
 
@@ -121,7 +116,11 @@ fn check_partition<M: Model>(
     let searched: Vec<usize> = (0..ops.len()).filter(|&i| !model.is_unconstrained(&ops[i].1)).collect();
     let search_ops: Vec<SearchOp<'_, M::Op>> = searched
         .iter()
-        .map(|&i| SearchOp { op: &ops[i].1, invoke_index: ops[i].0.invoke_index, return_index: ops[i].0.return_index })
+        .map(|&i| SearchOp {
+            op: &ops[i].1,
+            invoke_index: ops[i].0.interval.invoke_index,
+            return_index: ops[i].0.interval.return_index,
+        })
         .collect();
     let (result, stats) = search(model, &search_ops, budget);
     let mut verdict = PartitionVerdict {

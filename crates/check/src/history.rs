@@ -104,6 +104,13 @@ pub struct Operation {
     pub input: Value,
     /// The completion's value, or `None` when the outcome is unknown.
     pub output: Option<Value>,
+    pub interval: Interval,
+}
+
+/// Where an operation sits in the history: from its invocation to its completion. Reports serialize these
+/// fields flat beside the operation's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Interval {
     /// Index of the invocation in `History::events`.
     pub invoke_index: usize,
     /// Index of the completion in `History::events`; `None` for an unknown outcome (it may take effect until +∞).
@@ -114,12 +121,7 @@ pub struct Operation {
     pub return_time_ns: Option<u64>,
 }
 
-impl Operation {
-    /// `true` when the client never learned whether it took effect.
-    pub fn is_unknown(&self) -> bool {
-        self.output.is_none()
-    }
-
+impl Interval {
     /// Where the operation was invoked, for messages: "line 12" or "event #3".
     pub fn invoke_place(&self) -> String {
         match self.invoke_line {
@@ -128,12 +130,23 @@ impl Operation {
         }
     }
 
-    pub fn return_place(&self) -> String {
-        match (self.return_line, self.return_index) {
-            (Some(line), _) => format!("line {line}"),
-            (None, Some(index)) => format!("event #{}", index + 1),
-            (None, None) => "never".to_string(),
+    /// The whole interval, for reports: "lines 3–7", "line 3, never returned", "events 2–5".
+    pub fn describe(&self) -> String {
+        match (self.invoke_line, self.return_line) {
+            (Some(a), Some(b)) => format!("lines {a}–{b}"),
+            (Some(a), None) => format!("line {a}, never returned"),
+            _ => match self.return_index {
+                Some(r) => format!("events {}–{}", self.invoke_index + 1, r + 1),
+                None => format!("event {}, never returned", self.invoke_index + 1),
+            },
         }
+    }
+}
+
+impl Operation {
+    /// `true` when the client never learned whether it took effect.
+    pub fn is_unknown(&self) -> bool {
+        self.output.is_none()
     }
 }
 
@@ -225,7 +238,7 @@ impl History {
         for &open in pending.values() {
             ops.push(paired(&self.events[open], open, None));
         }
-        ops.sort_by_key(|op| op.invoke_index);
+        ops.sort_by_key(|op| op.interval.invoke_index);
         for (id, op) in ops.iter_mut().enumerate() {
             op.id = id;
         }
@@ -241,11 +254,13 @@ fn paired(invoke: &Event, invoke_index: usize, completion: Option<(&Event, usize
         key: invoke.key.clone(),
         input: invoke.value.clone(),
         output: completion.map(|(e, _)| e.value.clone()),
-        invoke_index,
-        return_index: completion.map(|(_, i)| i),
-        invoke_line: invoke.line,
-        return_line: completion.and_then(|(e, _)| e.line),
-        invoke_time_ns: invoke.time_ns,
-        return_time_ns: completion.and_then(|(e, _)| e.time_ns),
+        interval: Interval {
+            invoke_index,
+            return_index: completion.map(|(_, i)| i),
+            invoke_line: invoke.line,
+            return_line: completion.and_then(|(e, _)| e.line),
+            invoke_time_ns: invoke.time_ns,
+            return_time_ns: completion.and_then(|(e, _)| e.time_ns),
+        },
     }
 }

@@ -23,7 +23,7 @@ pub mod value;
 pub mod verdict;
 
 pub use check::{check_history, check_with, describe_partitions, CheckError, PartitionOps};
-pub use history::{Event, EventKind, History, HistoryError, Operation};
+pub use history::{Event, EventKind, History, HistoryError, Interval, Operation};
 pub use model::{CasRegister, Kv, Model, ModelKind, MultiRegister};
 pub use search::{Budget, Exhausted};
 pub use value::Value;

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::history::Interval;
+
 /// The three answers. Their order is severity: one `NotLinearizable` key outweighs everything, then `Unknown`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -107,11 +109,7 @@ pub struct OpSummary {
     pub description: String,
     /// `true` if the client never learned the outcome (`info`, timeout, no completion).
     pub unknown: bool,
-    /// Indices into the history's events; a `None` return means +∞.
-    pub invoke_index: usize,
-    pub return_index: Option<usize>,
-    pub invoke_line: Option<usize>,
-    pub return_line: Option<usize>,
-    pub invoke_time_ns: Option<u64>,
-    pub return_time_ns: Option<u64>,
+    /// Where it sits in the history; a `None` return means +∞.
+    #[serde(flatten)]
+    pub interval: Interval,
 }

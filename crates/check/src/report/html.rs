@@ -44,9 +44,9 @@ pub fn render(verdict: &Verdict, partitions: &[PartitionOps], text_report: &str)
     for (key, ops) in order.into_iter().take(MAX_PARTITIONS) {
         let partition = verdict.partitions.iter().find(|p| &p.key == key);
         let violation = partition.and_then(|p| p.violation.as_ref());
-        let culprit = violation.map(|v| v.culprit.invoke_index);
+        let culprit = violation.map(|v| v.culprit.interval.invoke_index);
         let placed: BTreeSet<usize> =
-            violation.map(|v| v.prefix.iter().map(|p| p.op.invoke_index).collect()).unwrap_or_default();
+            violation.map(|v| v.prefix.iter().map(|p| p.op.interval.invoke_index).collect()).unwrap_or_default();
         let title = key.as_ref().map_or("the history".to_string(), |k| format!("key {k:?}"));
         let _ = writeln!(html, "<h2>{}: {}</h2>", escape(&title), outcome_of(key).words());
         draw(&mut html, ops, culprit, &placed);
@@ -67,9 +67,9 @@ fn draw(html: &mut String, ops: &[OpSummary], culprit: Option<usize>, placed: &B
     if window.len() < ops.len() {
         let _ = writeln!(html, "<p>Showing {} of {} operations around the marked one.</p>", window.len(), ops.len());
     }
-    let start = window.iter().map(|o| o.invoke_index).min().unwrap_or(0);
-    let last_return = window.iter().filter_map(|o| o.return_index).max().unwrap_or(start);
-    let last_invoke = window.iter().map(|o| o.invoke_index).max().unwrap_or(start);
+    let start = window.iter().map(|o| o.interval.invoke_index).min().unwrap_or(0);
+    let last_return = window.iter().filter_map(|o| o.interval.return_index).max().unwrap_or(start);
+    let last_invoke = window.iter().map(|o| o.interval.invoke_index).max().unwrap_or(start);
     let end = last_return.max(last_invoke) + 2;
     let rows: BTreeMap<u64, usize> = window
         .iter()
@@ -88,14 +88,14 @@ fn draw(html: &mut String, ops: &[OpSummary], culprit: Option<usize>, placed: &B
     }
     for op in &window {
         let row = rows.get(&op.process).copied().unwrap_or(0);
-        let x0 = x(op.invoke_index);
-        let x1 = x(op.return_index.unwrap_or(end)).max(x0 + 3.0);
+        let x0 = x(op.interval.invoke_index);
+        let x1 = x(op.interval.return_index.unwrap_or(end)).max(x0 + 3.0);
         let y = row as f64 * ROW + 4.0;
-        let class = if Some(op.invoke_index) == culprit {
+        let class = if Some(op.interval.invoke_index) == culprit {
             "bad"
         } else if op.unknown {
             "unknown"
-        } else if placed.contains(&op.invoke_index) {
+        } else if placed.contains(&op.interval.invoke_index) {
             "placed"
         } else {
             "ok"
@@ -105,8 +105,8 @@ fn draw(html: &mut String, ops: &[OpSummary], culprit: Option<usize>, placed: &B
             op.process,
             op.description,
             if op.unknown { " (outcome unknown)" } else { "" },
-            op.invoke_index + 1,
-            op.return_index.map_or("never returned".to_string(), |r| format!("returned at event {}", r + 1))
+            op.interval.invoke_index + 1,
+            op.interval.return_index.map_or("never returned".to_string(), |r| format!("returned at event {}", r + 1))
         );
         let _ = writeln!(
             html,
@@ -130,7 +130,7 @@ fn window(ops: &[OpSummary], culprit: Option<usize>) -> Vec<&OpSummary> {
     if ops.len() <= MAX_OPS {
         return ops.iter().collect();
     }
-    let centre = culprit.and_then(|c| ops.iter().position(|o| o.invoke_index == c)).unwrap_or(0);
+    let centre = culprit.and_then(|c| ops.iter().position(|o| o.interval.invoke_index == c)).unwrap_or(0);
     let first = centre.saturating_sub(MAX_OPS * 3 / 4).min(ops.len() - MAX_OPS);
     ops[first..first + MAX_OPS].iter().collect()
 }

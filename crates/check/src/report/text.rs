@@ -53,14 +53,7 @@ fn key(partition: &PartitionVerdict) -> String {
 }
 
 fn op_line(op: &OpSummary) -> String {
-    let when = match (op.invoke_line, op.return_line) {
-        (Some(a), Some(b)) => format!("lines {a}–{b}"),
-        (Some(a), None) => format!("line {a}, never returned"),
-        _ => match op.return_index {
-            Some(r) => format!("events {}–{}", op.invoke_index + 1, r + 1),
-            None => format!("event {}, never returned", op.invoke_index + 1),
-        },
-    };
+    let when = op.interval.describe();
     let unknown = if op.unknown { " [outcome unknown]" } else { "" };
     format!("process {}: {}{unknown} ({when})", op.process, op.description)
 }
