@@ -73,8 +73,8 @@ fn start(voters: u64, loaded: bool) -> Running {
     if let Some(hb) = heartbeat_ms() {
         // Election timeouts keep their default ratio to the heartbeat (6x to 12x).
         opts.timing.heartbeat_ms = hb;
-        opts.timing.election_timeout_min_ms = 6 * hb;
-        opts.timing.election_timeout_max_ms = 12 * hb;
+        opts.timing.election_timeout_ms_min = 6 * hb;
+        opts.timing.election_timeout_ms_max = 12 * hb;
     }
     // The simulation must never end on its own: criterion decides how long it runs.
     opts.duration = Duration::from_secs(10_000_000);

@@ -31,7 +31,7 @@ pub struct NodeArgs {
     #[arg(long, default_value_t = Timing::default().heartbeat_ms)]
     heartbeat_ms: u64,
     /// Minimum election timeout in milliseconds (the maximum is twice this).
-    #[arg(long, default_value_t = Timing::default().election_timeout_min_ms)]
+    #[arg(long, default_value_t = Timing::default().election_timeout_ms_min)]
     election_timeout_ms: u64,
     /// Build a snapshot (and purge the log behind it) every this many entries.
     #[arg(long, default_value_t = 1000)]
@@ -52,8 +52,8 @@ pub async fn run(args: NodeArgs) -> u8 {
     };
     let timing = Timing {
         heartbeat_ms: args.heartbeat_ms,
-        election_timeout_min_ms: args.election_timeout_ms,
-        election_timeout_max_ms: args.election_timeout_ms * 2,
+        election_timeout_ms_min: args.election_timeout_ms,
+        election_timeout_ms_max: args.election_timeout_ms * 2,
         ..Timing::default()
     };
     let config = NodeConfig {

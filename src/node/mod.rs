@@ -25,30 +25,9 @@ use crate::types::{NodeId, Raft};
 pub use raft_network::MAX_MESSAGE_BYTES;
 use service::Services;
 
-/// Raft timing, in milliseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Timing {
-    pub heartbeat_ms: u64,
-    pub election_timeout_min_ms: u64,
-    pub election_timeout_max_ms: u64,
-    /// Deadline of one peer RPC (append-entries, vote).
-    pub rpc_timeout_ms: u64,
-    /// Deadline a node gives one client request before answering "outcome unknown".
-    pub request_timeout_ms: u64,
-}
-
-impl Default for Timing {
-    /// etcd-like defaults for one datacenter.
-    fn default() -> Self {
-        Timing {
-            heartbeat_ms: 50,
-            election_timeout_min_ms: 300,
-            election_timeout_max_ms: 600,
-            rpc_timeout_ms: 200,
-            request_timeout_ms: 2_000,
-        }
-    }
-}
+/// Raft timing, in milliseconds: the same type a topology file's `[raft]` table fills, so a node, the simulator
+/// and the quorum math never disagree on defaults or field names.
+pub use quorumlab_quorum::RaftTiming as Timing;
 
 /// A deliberate bug that a negative-control test plants to prove that a check can fail.
 /// Never set outside tests.
@@ -83,8 +62,8 @@ impl NodeConfig {
         let config = openraft::Config {
             cluster_name: "quorumlab".into(),
             heartbeat_interval: t.heartbeat_ms,
-            election_timeout_min: t.election_timeout_min_ms,
-            election_timeout_max: t.election_timeout_max_ms,
+            election_timeout_min: t.election_timeout_ms_min,
+            election_timeout_max: t.election_timeout_ms_max,
             install_snapshot_timeout: t.request_timeout_ms.max(t.rpc_timeout_ms * 10),
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,

@@ -65,17 +65,28 @@ impl LinkProfile {
     }
 }
 
-/// Raft timing the simulator should configure; defaults follow etcd's (100 ms heartbeat, 1 s election timeout).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Raft timing: the one type the topology file, the simulator and a real node all use. Defaults follow etcd's
+/// (100 ms heartbeat, 1 s election timeout); a topology file's `[raft]` table overrides any field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RaftTiming {
     pub heartbeat_ms: u64,
     pub election_timeout_ms_min: u64,
     pub election_timeout_ms_max: u64,
+    /// Deadline of one peer RPC (append-entries, vote): every RPC has one.
+    pub rpc_timeout_ms: u64,
+    /// Deadline a node gives one client request before answering "outcome unknown".
+    pub request_timeout_ms: u64,
 }
 
 impl Default for RaftTiming {
     fn default() -> Self {
-        RaftTiming { heartbeat_ms: 100, election_timeout_ms_min: 1000, election_timeout_ms_max: 2000 }
+        RaftTiming {
+            heartbeat_ms: 100,
+            election_timeout_ms_min: 1000,
+            election_timeout_ms_max: 2000,
+            rpc_timeout_ms: 200,
+            request_timeout_ms: 2000,
+        }
     }
 }
 

@@ -25,6 +25,8 @@
 //! heartbeat_ms = 100
 //! election_timeout_ms_min = 1000
 //! election_timeout_ms_max = 2000
+//! rpc_timeout_ms = 200              # optional: deadline of one peer RPC
+//! request_timeout_ms = 2000         # optional: deadline of one client request on a node
 //! ```
 //!
 //! Numbers are read as raw TOML values and checked here rather than by serde, so the error can say which
@@ -103,6 +105,8 @@ struct RawRaft {
     heartbeat_ms: Option<Spanned<toml::Value>>,
     election_timeout_ms_min: Option<Spanned<toml::Value>>,
     election_timeout_ms_max: Option<Spanned<toml::Value>>,
+    rpc_timeout_ms: Option<Spanned<toml::Value>>,
+    request_timeout_ms: Option<Spanned<toml::Value>>,
 }
 
 /// Turns byte offsets into 1-based line numbers for one file.
@@ -327,5 +331,28 @@ fn raft_timing(at: &Locator, raw: Option<&RawRaft>) -> Result<RaftTiming, Topolo
             format!("raft: election_timeout_ms_max ({max}) must be ≥ election_timeout_ms_min ({min})"),
         ));
     }
-    Ok(RaftTiming { heartbeat_ms, election_timeout_ms_min: min, election_timeout_ms_max: max })
+    let rpc_timeout_ms = field(&raw.rpc_timeout_ms, "rpc_timeout_ms", defaults.rpc_timeout_ms)?;
+    if rpc_timeout_ms == 0 {
+        let line = span_of(&raw.rpc_timeout_ms).map(|span| at.line_of(&span));
+        return Err(TopologyError::new(at.file, line, "raft: rpc_timeout_ms must be at least 1"));
+    }
+    let request_timeout_ms = field(&raw.request_timeout_ms, "request_timeout_ms", defaults.request_timeout_ms)?;
+    if request_timeout_ms < rpc_timeout_ms {
+        let line = span_of(&raw.request_timeout_ms).or(span_of(&raw.rpc_timeout_ms)).map(|s| at.line_of(&s));
+        return Err(TopologyError::new(
+            at.file,
+            line,
+            format!(
+                "raft: request_timeout_ms ({request_timeout_ms}) must be ≥ rpc_timeout_ms ({rpc_timeout_ms}), \
+                 or a client request gives up before one replication round trip can finish"
+            ),
+        ));
+    }
+    Ok(RaftTiming {
+        heartbeat_ms,
+        election_timeout_ms_min: min,
+        election_timeout_ms_max: max,
+        rpc_timeout_ms,
+        request_timeout_ms,
+    })
 }
