@@ -18,7 +18,12 @@ use crate::types::Response;
 pub struct Recorder {
     inner: Arc<Mutex<Inner>>,
     trace: Option<Trace>,
+    on_ack: Option<AckHook>,
 }
+
+/// Called with `(revision, client_id, seq)` whenever a write is acknowledged, so the durability invariant can hold
+/// the cluster to it.
+pub type AckHook = Arc<dyn Fn(u64, u64, u64) + Send + Sync>;
 
 #[derive(Default)]
 struct Inner {
@@ -29,7 +34,13 @@ struct Inner {
 impl Recorder {
     /// A recorder that also writes each completed operation to `trace`.
     pub fn with_trace(trace: Trace) -> Self {
-        Recorder { inner: Arc::default(), trace: Some(trace) }
+        Recorder { inner: Arc::default(), trace: Some(trace), on_ack: None }
+    }
+
+    /// Also calls `hook` for every acknowledged write.
+    pub fn on_ack(mut self, hook: AckHook) -> Self {
+        self.on_ack = Some(hook);
+        self
     }
 
     fn new_process(&self) -> u64 {
@@ -93,7 +104,13 @@ fn s(v: &str) -> Value {
 impl RecordingClient {
     fn finish_write(&mut self, f: &str, key: &str, r: &Result<Response, WriteError>, ok: impl Fn(&Response) -> Value) {
         match r {
-            Ok(resp) => self.rec.push(self.process, EventKind::Ok, f, key, ok(resp)),
+            Ok(resp) => {
+                if let Some(hook) = &self.rec.on_ack {
+                    let (client_id, seq) = self.client.last_write();
+                    hook(resp.revision, client_id, seq);
+                }
+                self.rec.push(self.process, EventKind::Ok, f, key, ok(resp))
+            }
             Err(WriteError::Failed(_)) => self.rec.push(self.process, EventKind::Fail, f, key, Value::Nil),
             Err(WriteError::Unknown(_)) => {
                 self.rec.push(self.process, EventKind::Info, f, key, Value::Nil);

@@ -15,7 +15,11 @@
 
 pub mod history;
 pub mod invariants;
+pub mod layout;
+pub mod nemesis;
+pub mod schedule;
 pub mod trace;
+pub mod workload;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -23,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::ServerState;
+use quorumlab_quorum::Topology;
 
 use crate::client::{admin, Client, ClientConfig};
 use crate::net::Transport;
@@ -36,18 +41,18 @@ pub use trace::Trace;
 /// The port every simulated node listens on.
 pub const PORT: u16 = 7000;
 
-/// How to build a simulated cluster.
+/// How to build a simulated cluster: usually [`SimOptions::from_topology`]; [`SimOptions::new`] is a one-datacenter
+/// topology.
 #[derive(Clone, Debug)]
 pub struct SimOptions {
     pub seed: u64,
-    /// Voters: id → host name. Ids are 1-based.
+    /// Where every host sits, and the latency of every link.
+    pub topology: Arc<Topology>,
+    /// Raft nodes, voters and learners: id → host name. Ids are 1-based.
     pub nodes: BTreeMap<NodeId, String>,
     pub timing: Timing,
     pub snapshot_every: u64,
     pub logs_kept_after_snapshot: u64,
-    /// One-way message latency range on every link.
-    pub min_latency: Duration,
-    pub max_latency: Duration,
     /// The simulation fails if it runs longer than this (simulated time).
     pub duration: Duration,
     /// turmoil's step: every host runs once per tick, and messages arrive on tick boundaries, so
@@ -59,20 +64,9 @@ pub struct SimOptions {
 }
 
 impl SimOptions {
-    /// `n` voters named `n1`…`nN` in one datacenter.
+    /// `n` voters in one datacenter, 1–5 ms apart.
     pub fn new(seed: u64, n: u64) -> Self {
-        SimOptions {
-            seed,
-            nodes: (1..=n).map(|id| (id, format!("n{id}"))).collect(),
-            timing: Timing::default(),
-            snapshot_every: 500,
-            logs_kept_after_snapshot: 100,
-            min_latency: Duration::from_millis(1),
-            max_latency: Duration::from_millis(5),
-            duration: Duration::from_secs(600),
-            tick: Duration::from_millis(1),
-            planted_bug: None,
-        }
+        SimOptions::from_topology(&layout::flat_topology(n), seed)
     }
 }
 
@@ -191,10 +185,22 @@ impl Shared {
             .map(|(id, _)| id)
     }
 
-    /// Initializes the cluster through node `via` with every node as a voter.
+    /// Initializes the cluster through node `via` with the topology's voters; learners stay uninitialized until
+    /// [`Shared::add_learners`] adds them.
     pub async fn initialize(&self, via: NodeId) -> Result<(), String> {
-        let all: Vec<NodeId> = self.options.nodes.keys().copied().collect();
-        self.initialize_with(via, &all).await
+        self.initialize_with(via, &self.options.voters()).await
+    }
+
+    /// Adds the topology's learners through the current leader and waits until each has caught up.
+    pub async fn add_learners(&self, timeout: Duration) -> Result<(), String> {
+        for id in self.options.learners() {
+            let leader = self
+                .wait_for_leader_among(&self.options.voters(), timeout)
+                .await
+                .ok_or("no leader to add learners through")?;
+            admin::add_learner(Transport::Sim, &self.endpoint(leader), id, &self.endpoint(id), true, timeout).await?;
+        }
+        Ok(())
     }
 
     /// Initializes the cluster through node `via` with only `voters`; the other hosts run
@@ -209,17 +215,21 @@ impl Shared {
 pub struct SimCluster<'a> {
     pub sim: turmoil::Sim<'a>,
     pub shared: Shared,
+    /// Every host added so far, nodes and clients, in the order added.
+    hosts: Vec<String>,
 }
 
 impl<'a> SimCluster<'a> {
     pub fn new(options: SimOptions) -> Self {
         runtime::seed_thread_rng(options.seed);
+        // Hosts the topology does not place (a test's own client hosts) get the local link's latency.
+        let local = options.topology.local_link();
         let sim = turmoil::Builder::new()
             .rng_seed(options.seed)
             .simulation_duration(options.duration)
             .tick_duration(options.tick)
-            .min_message_latency(options.min_latency)
-            .max_message_latency(options.max_latency)
+            .min_message_latency(local.latency())
+            .max_message_latency(local.latency() + local.jitter())
             .tcp_capacity(4096)
             .build();
         let shared = Shared {
@@ -229,7 +239,7 @@ impl<'a> SimCluster<'a> {
             dbs: Arc::default(),
             leaders: Arc::default(),
         };
-        let mut cluster = SimCluster { sim, shared };
+        let mut cluster = SimCluster { sim, shared, hosts: Vec::new() };
         let ids: Vec<NodeId> = cluster.shared.options.nodes.keys().copied().collect();
         for id in ids {
             cluster.add_host(id);
@@ -240,15 +250,28 @@ impl<'a> SimCluster<'a> {
     fn add_host(&mut self, id: NodeId) {
         let shared = self.shared.clone();
         let name = shared.host(id).to_string();
-        self.sim.host(name, move || run_host(shared.clone(), id));
+        self.sim.host(name.clone(), move || run_host(shared.clone(), id));
+        self.place_links(&name);
     }
 
-    /// Adds a client future; it ends the simulation with an error if it returns one.
+    /// Gives every link between `host` and the hosts before it its topology's latency profile.
+    fn place_links(&mut self, host: &str) {
+        for other in &self.hosts {
+            if let Some(profile) = self.shared.options.link_between(host, other) {
+                layout::set_link(&self.sim, host, other, profile);
+            }
+        }
+        self.hosts.push(host.to_string());
+    }
+
+    /// Adds a client future; it ends the simulation with an error if it returns one. A host named
+    /// [`layout::client_host`] of a datacenter is placed there; any other name gets local links.
     pub fn client<F>(&mut self, name: &str, f: F)
     where
         F: Future<Output = Result<(), String>> + 'static,
     {
         self.sim.client(name, async move { f.await.map_err(|e| e.into()) });
+        self.place_links(name);
     }
 
     /// Runs until every client future has finished, then checks the safety properties.
@@ -303,6 +326,11 @@ impl<'a> SimCluster<'a> {
         self.shared.trace.record(format!("nemesis: restart node {id}"));
         let host = self.shared.host(id).to_string();
         self.sim.bounce(host);
+    }
+
+    /// Cuts a node's power. (Until the simulated disk lands this is a process crash.)
+    pub fn power_loss(&mut self, id: NodeId) {
+        self.crash(id);
     }
 
     /// Replaces a node's storage with an empty one (a wiped disk); takes effect at the next bounce.

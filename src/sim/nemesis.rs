@@ -1,0 +1,287 @@
+//! The nemesis: turns the faults active at a moment into turmoil calls, and writes each change to the trace.
+//! Tests never call turmoil's partition functions themselves.
+//!
+//! It works from a desired state, not from a list of undo actions: every time a fault starts or ends it computes
+//! the [`Connectivity`] of all active network faults (the same value the oracle reads), which nodes must be down,
+//! which hosts are paused and which links are slow or lossy, and then changes exactly the turmoil links and hosts
+//! whose state differs. Overlapping faults therefore compose, and healing is "no fault active".
+//!
+//! Client hosts sit beside their datacenter's nodes: a client host is cut from node `x` exactly when its whole
+//! datacenter is (every node of its datacenter is cut from `x`; for `x` in its own datacenter, when `x` is cut
+//! from every other node). So "isolate dc2" strands dc2's client with dc2, and "isolate dc1-n1" cuts dc1-n1 from
+//! its own datacenter's client too.
+//!
+//! Caller's duties: call [`Nemesis::start`] and [`Nemesis::stop`] between simulation steps, with the leader at that
+//! moment; call [`Nemesis::heal`] before the liveness phase.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use quorumlab_quorum::{Connectivity, FaultShape, Topology};
+
+use super::schedule::{resolve, Fault, Target};
+use super::{layout, SimCluster};
+use crate::types::NodeId;
+
+/// What one direction of a link does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Dir {
+    Ok,
+    Cut,
+    Held,
+}
+
+/// The state of the link between two hosts (`a < b`): both directions, and extras.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LinkState {
+    a_to_b: Dir,
+    b_to_a: Dir,
+    extra_latency_ms: u64,
+    loss_percent: u8,
+}
+
+const HEALTHY: LinkState = LinkState { a_to_b: Dir::Ok, b_to_a: Dir::Ok, extra_latency_ms: 0, loss_percent: 0 };
+
+/// A fault that has started, with what it resolved to when it did.
+#[derive(Clone, Debug)]
+pub struct ActiveFault {
+    pub id: usize,
+    pub fault: Fault,
+    /// The oracle's view of it (`None` for pause, latency and loss, or a leader fault with no leader).
+    pub shape: Option<FaultShape>,
+    /// The node it targets (crash, power loss, pause).
+    pub node: Option<NodeId>,
+}
+
+/// Applies faults to one simulated cluster.
+#[derive(Default)]
+pub struct Nemesis {
+    active: Vec<ActiveFault>,
+    /// Links not in the healthy state, by (smaller host, larger host).
+    links: BTreeMap<(String, String), LinkState>,
+    /// Nodes this nemesis took down.
+    down: BTreeSet<NodeId>,
+}
+
+impl Nemesis {
+    /// Starts fault `id` (a schedule step's index); `leader` resolves faults that name the leader.
+    pub fn start(&mut self, c: &mut SimCluster<'_>, id: usize, fault: &Fault, leader: Option<NodeId>) -> ActiveFault {
+        let topology = c.shared.options.topology.clone();
+        let shape = fault.shape(&topology, leader);
+        let node = match fault {
+            Fault::Crash { target } | Fault::PowerLoss { target } | Fault::Pause { target } => {
+                resolve(&topology, target, leader)
+            }
+            _ => None,
+        };
+        let resolved = match (&shape, fault) {
+            (Some(shape), Fault::IsolateLeader | Fault::IsolateLeaderDc) => format!(" ({})", shape.label(&topology)),
+            (_, Fault::Crash { target: Target::Leader | Target::Follower })
+            | (_, Fault::PowerLoss { target: Target::Leader | Target::Follower })
+            | (_, Fault::Pause { target: Target::Leader | Target::Follower }) => {
+                node.and_then(|n| topology.host(n)).map(|h| format!(" ({h})")).unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        c.shared.trace.record(format!("nemesis: start {}{resolved}", fault.label(&topology)));
+        let active = ActiveFault { id, fault: fault.clone(), shape, node };
+        self.active.push(active.clone());
+        self.sync(c);
+        active
+    }
+
+    /// Ends fault `id`.
+    pub fn stop(&mut self, c: &mut SimCluster<'_>, id: usize) {
+        if let Some(pos) = self.active.iter().position(|a| a.id == id) {
+            let ended = self.active.remove(pos);
+            c.shared.trace.record(format!("nemesis: end {}", ended.fault.label(&c.shared.options.topology)));
+            self.sync(c);
+        }
+    }
+
+    /// Ends every fault: every link healthy, every node the nemesis took down restarted.
+    pub fn heal(&mut self, c: &mut SimCluster<'_>) {
+        if !self.active.is_empty() {
+            c.shared.trace.record("nemesis: heal everything");
+        }
+        self.active.clear();
+        self.sync(c);
+    }
+
+    pub fn active(&self) -> &[ActiveFault] {
+        &self.active
+    }
+
+    /// The connectivity of every active network fault, as the oracle sees it.
+    pub fn connectivity(&self, topology: &Topology) -> Connectivity {
+        let mut connectivity = Connectivity::full_mesh(topology);
+        for shape in self.active.iter().filter_map(|a| a.shape.as_ref()) {
+            // Shapes were checked against this topology when parsed or resolved.
+            let _ = shape.apply_to(topology, &mut connectivity);
+        }
+        connectivity
+    }
+
+    /// Makes turmoil match the active faults.
+    fn sync(&mut self, c: &mut SimCluster<'_>) {
+        let options = c.shared.options.clone();
+        let topology = &options.topology;
+        let connectivity = self.connectivity(topology);
+
+        // Nodes: down ones crash (or lose power), ones no longer down restart.
+        let power_loss: BTreeSet<NodeId> =
+            self.active.iter().filter(|a| matches!(a.fault, Fault::PowerLoss { .. })).filter_map(|a| a.node).collect();
+        let want_down: BTreeSet<NodeId> = connectivity.down_nodes().clone();
+        for &id in want_down.difference(&self.down.clone()) {
+            if power_loss.contains(&id) {
+                c.power_loss(id);
+            } else {
+                c.crash(id);
+            }
+        }
+        for &id in self.down.clone().difference(&want_down) {
+            c.bounce(id);
+        }
+        self.down = want_down;
+
+        // Links.
+        let paused: BTreeSet<String> = self
+            .active
+            .iter()
+            .filter(|a| matches!(a.fault, Fault::Pause { .. }))
+            .filter_map(|a| a.node.and_then(|n| topology.host(n)).map(str::to_string))
+            .collect();
+        let mut slow: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut lossy: BTreeMap<(String, String), u8> = BTreeMap::new();
+        for a in &self.active {
+            match &a.fault {
+                Fault::LatencySpike { a, b, extra_ms } => *slow.entry(ordered(a, b)).or_default() += extra_ms,
+                Fault::Loss { a, b, percent } => {
+                    let e = lossy.entry(ordered(a, b)).or_default();
+                    *e = (*e).max(*percent);
+                }
+                _ => {}
+            }
+        }
+        let cut: BTreeSet<(NodeId, NodeId)> = connectivity.cut_links().collect();
+        let hosts = c.hosts.clone();
+        let mut wanted: BTreeMap<(String, String), LinkState> = BTreeMap::new();
+        for (i, a) in hosts.iter().enumerate() {
+            for b in &hosts[i + 1..] {
+                let (a, b) = if a < b { (a, b) } else { (b, a) };
+                let blocked = |from: &str, to: &str| host_blocked(&options, topology, &cut, from, to);
+                let mut state = HEALTHY;
+                state.a_to_b = if blocked(a, b) { Dir::Cut } else { Dir::Ok };
+                state.b_to_a = if blocked(b, a) { Dir::Cut } else { Dir::Ok };
+                if paused.contains(a) || paused.contains(b) {
+                    // A paused host's messages wait; a cut direction still drops (a dropped message is always allowed).
+                    for dir in [&mut state.a_to_b, &mut state.b_to_a] {
+                        if *dir == Dir::Ok {
+                            *dir = Dir::Held;
+                        }
+                    }
+                }
+                if let (Some(da), Some(db)) = (options.dc_of_host(a), options.dc_of_host(b)) {
+                    let key = ordered(&da, &db);
+                    state.extra_latency_ms = slow.get(&key).copied().unwrap_or(0);
+                    state.loss_percent = lossy.get(&key).copied().unwrap_or(0);
+                }
+                if state != HEALTHY {
+                    wanted.insert((a.clone(), b.clone()), state);
+                }
+            }
+        }
+        let mut touched: BTreeSet<(String, String)> = wanted.keys().cloned().collect();
+        touched.extend(self.links.keys().cloned());
+        for key in touched {
+            let before = self.links.get(&key).copied().unwrap_or(HEALTHY);
+            let after = wanted.get(&key).copied().unwrap_or(HEALTHY);
+            if before != after {
+                apply_link(c, &options, &key.0, &key.1, before, after);
+            }
+        }
+        self.links = wanted;
+    }
+}
+
+fn ordered(a: &str, b: &str) -> (String, String) {
+    if a <= b {
+        (a.to_string(), b.to_string())
+    } else {
+        (b.to_string(), a.to_string())
+    }
+}
+
+/// Whether messages from host `from` to host `to` are dropped by the explicit cuts `cut` (between node ids).
+fn host_blocked(
+    options: &super::SimOptions,
+    topology: &Topology,
+    cut: &BTreeSet<(NodeId, NodeId)>,
+    from: &str,
+    to: &str,
+) -> bool {
+    let node = |host: &str| topology.node_by_host(host).map(|n| n.id);
+    match (node(from), node(to)) {
+        (Some(x), Some(y)) => cut.contains(&(x, y)),
+        (Some(x), None) => client_blocked(options, topology, cut, to, x, |other| (x, other)),
+        (None, Some(y)) => client_blocked(options, topology, cut, from, y, |other| (other, y)),
+        (None, None) => false,
+    }
+}
+
+/// Whether the client host `client` is cut from node `x` in the direction `link(other)` describes: when every node
+/// of its datacenter is (for `x` in its own datacenter: when every other node is).
+fn client_blocked(
+    options: &super::SimOptions,
+    topology: &Topology,
+    cut: &BTreeSet<(NodeId, NodeId)>,
+    client: &str,
+    x: NodeId,
+    link: impl Fn(NodeId) -> (NodeId, NodeId),
+) -> bool {
+    let Some(dc) = options.dc_of_host(client) else { return false };
+    let same_dc = topology.dc_of(x) == Some(dc.as_str());
+    let others: Vec<NodeId> =
+        if same_dc { topology.node_ids().filter(|&n| n != x).collect() } else { topology.nodes_in_dc(&dc) };
+    !others.is_empty() && others.iter().all(|&other| cut.contains(&link(other)))
+}
+
+/// Moves one turmoil link from `before` to `after`.
+fn apply_link(
+    c: &mut SimCluster<'_>,
+    options: &super::SimOptions,
+    a: &str,
+    b: &str,
+    before: LinkState,
+    after: LinkState,
+) {
+    let sim = &mut c.sim;
+    // Back to healthy first: release delivers what a pause held; repair clears cuts and random breaks.
+    if before.a_to_b == Dir::Held || before.b_to_a == Dir::Held {
+        sim.release(a, b);
+    } else {
+        sim.repair(a, b);
+    }
+    let any_cut = after.a_to_b == Dir::Cut || after.b_to_a == Dir::Cut;
+    if !any_cut && (after.a_to_b == Dir::Held || after.b_to_a == Dir::Held) {
+        sim.hold(a, b);
+    }
+    if after.a_to_b != Dir::Ok && any_cut {
+        sim.partition_oneway(a, b);
+    }
+    if after.b_to_a != Dir::Ok && any_cut {
+        sim.partition_oneway(b, a);
+    }
+    if before.extra_latency_ms != after.extra_latency_ms {
+        let base = options.link_between(a, b).unwrap_or(options.topology.local_link());
+        let extra = std::time::Duration::from_millis(after.extra_latency_ms);
+        let profile = quorumlab_quorum::LinkProfile {
+            latency_ms: base.latency_ms + extra.as_millis() as u64,
+            jitter_ms: base.jitter_ms,
+        };
+        layout::set_link(sim, a, b, profile);
+    }
+    if before.loss_percent != after.loss_percent || any_cut {
+        let rate = if any_cut { 0.0 } else { f64::from(after.loss_percent) / 100.0 };
+        sim.set_link_fail_rate(a, b, rate);
+    }
+}

@@ -1,0 +1,361 @@
+//! The fault vocabulary and the schedule type: what happens to the cluster, when, and for how long.
+//!
+//! [`FaultShape`] (from the quorum crate) is the vocabulary for everything the oracle models: the oracle and the
+//! nemesis read the same value. Faults the oracle does not model join the same schedule as further [`Fault`]
+//! variants. Faults that name "the leader" are resolved to a [`FaultShape`] when they start, against the leader
+//! the cluster has at that moment, and the resolved shape is what both the nemesis and the oracle see.
+//!
+//! A schedule is a list of [`Step`]s: (start, fault, duration) in simulated time, measured from the moment the
+//! cluster first has a leader and every client is running. Steps may overlap.
+
+use std::fmt;
+use std::time::Duration;
+
+use quorumlab_quorum::{FaultShape, Topology};
+use serde::Serialize;
+
+use crate::types::NodeId;
+
+/// One node, named directly or by its role when the fault starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Node(NodeId),
+    /// The node that leads when the fault starts.
+    Leader,
+    /// The lowest-id voter that does not lead when the fault starts.
+    Follower,
+}
+
+/// One fault of a schedule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "fault", rename_all = "snake_case")]
+pub enum Fault {
+    /// A network or crash fault the oracle models, applied as given.
+    Shape { shape: FaultShape },
+    /// Cut the leader off from every other node and client.
+    IsolateLeader,
+    /// Cut the leader's whole datacenter off.
+    IsolateLeaderDc,
+    /// Crash a node's process (everything it wrote survives); it restarts when the fault ends.
+    Crash { target: Target },
+    /// Cut a node's power: a crash that also loses what it wrote but had not flushed; it restarts when the fault
+    /// ends.
+    PowerLoss { target: Target },
+    /// Pause a node: every message to and from it is held for the duration, then delivered late. (turmoil 0.7 cannot
+    /// stop one host's clock, so its timers keep running; from outside it looks like a GC pause.)
+    Pause { target: Target },
+    /// Add latency to every link between two datacenters (one-way, per message).
+    LatencySpike { a: String, b: String, extra_ms: u64 },
+    /// Links between two datacenters flap: each tick a working link breaks with probability `percent`/100 and
+    /// loses what is in flight; a broken one comes back the next tick.
+    Loss { a: String, b: String, percent: u8 },
+}
+
+impl Fault {
+    /// The fault as the oracle sees it once `leader` is known: `None` for faults the oracle does not model (pause,
+    /// latency, loss), and for leader faults when there is no leader.
+    pub fn shape(&self, topology: &Topology, leader: Option<NodeId>) -> Option<FaultShape> {
+        let node = |target: &Target| resolve(topology, target, leader);
+        match self {
+            Fault::Shape { shape } => Some(shape.clone()),
+            Fault::IsolateLeader => leader.map(|node| FaultShape::IsolateNode { node }),
+            Fault::IsolateLeaderDc => {
+                leader.and_then(|l| topology.dc_of(l)).map(|dc| FaultShape::IsolateDc { dc: dc.to_string() })
+            }
+            Fault::Crash { target } | Fault::PowerLoss { target } => {
+                node(target).map(|node| FaultShape::CrashNode { node })
+            }
+            Fault::Pause { .. } | Fault::LatencySpike { .. } | Fault::Loss { .. } => None,
+        }
+    }
+
+    /// Whether the oracle's availability prediction applies while this fault is active.
+    pub fn predicted(&self) -> bool {
+        !matches!(self, Fault::Pause { .. } | Fault::LatencySpike { .. } | Fault::Loss { .. })
+    }
+
+    /// The name of the fault, by its shape: `cut dc1–dc2`, `isolate the leader`, `power loss of the leader`.
+    pub fn label(&self, topology: &Topology) -> String {
+        let target = |t: &Target| match t {
+            Target::Node(id) => topology.host(*id).map_or_else(|| format!("node {id}"), str::to_string),
+            Target::Leader => "the leader".to_string(),
+            Target::Follower => "a follower".to_string(),
+        };
+        match self {
+            Fault::Shape { shape } => shape.label(topology),
+            Fault::IsolateLeader => "isolate the leader".to_string(),
+            Fault::IsolateLeaderDc => "isolate the leader's dc".to_string(),
+            Fault::Crash { target: t } => format!("crash {}", target(t)),
+            Fault::PowerLoss { target: t } => format!("power loss of {}", target(t)),
+            Fault::Pause { target: t } => format!("pause {}", target(t)),
+            Fault::LatencySpike { a, b, extra_ms } => format!("latency +{extra_ms} ms {a}–{b}"),
+            Fault::Loss { a, b, percent } => format!("loss {percent}% {a}–{b}"),
+        }
+    }
+
+    /// The fault as `quorumlab suite --faults` spells it; [`Fault::parse`] reads it back.
+    pub fn spec(&self, topology: &Topology) -> String {
+        let target = |t: &Target| match t {
+            Target::Node(id) => topology.host(*id).map_or_else(|| id.to_string(), str::to_string),
+            Target::Leader => "leader".to_string(),
+            Target::Follower => "follower".to_string(),
+        };
+        let host = |id: &NodeId| topology.host(*id).map_or_else(|| id.to_string(), str::to_string);
+        match self {
+            Fault::Shape { shape } => match shape {
+                FaultShape::IsolateNode { node } => format!("isolate:{}", host(node)),
+                FaultShape::CrashNode { node } => format!("crash:{}", host(node)),
+                FaultShape::IsolateDc { dc } => format!("isolate:{dc}"),
+                FaultShape::LoseDc { dc } => format!("lose:{dc}"),
+                FaultShape::CutDcLink { a, b } => format!("cut:{a}-{b}"),
+                FaultShape::OneWay { from, to } => format!("drop:{}->{}", host(from), host(to)),
+                FaultShape::OneWayDc { from, to } => format!("drop:{from}->{to}"),
+                FaultShape::MajoritiesRing => "ring".to_string(),
+                FaultShape::Bridge => "bridge".to_string(),
+                FaultShape::SplitGroups { groups } => {
+                    let groups: Vec<String> =
+                        groups.iter().map(|g| g.iter().map(host).collect::<Vec<_>>().join(",")).collect();
+                    format!("split:{}", groups.join("|"))
+                }
+                FaultShape::All { faults } => faults
+                    .iter()
+                    .map(|f| Fault::Shape { shape: f.clone() }.spec(topology))
+                    .collect::<Vec<_>>()
+                    .join("+"),
+            },
+            Fault::IsolateLeader => "isolate:leader".to_string(),
+            Fault::IsolateLeaderDc => "isolate:leader-dc".to_string(),
+            Fault::Crash { target: t } => format!("crash:{}", target(t)),
+            Fault::PowerLoss { target: t } => format!("power-loss:{}", target(t)),
+            Fault::Pause { target: t } => format!("pause:{}", target(t)),
+            Fault::LatencySpike { a, b, extra_ms } => format!("latency:{a}-{b}:{extra_ms}"),
+            Fault::Loss { a, b, percent } => format!("loss:{a}-{b}:{percent}"),
+        }
+    }
+
+    /// Reads a fault spec (see [`SPEC_HELP`]) against a topology; the error says what is allowed.
+    pub fn parse(spec: &str, topology: &Topology) -> Result<Fault, String> {
+        let bad = |why: String| format!("fault {spec:?}: {why}; {SPEC_HELP}");
+        let (kind, arg) = spec.split_once(':').unwrap_or((spec, ""));
+        let dc = |name: &str| match topology.datacenter(name) {
+            Some(dc) => Ok(dc.name.clone()),
+            None => Err(bad(format!("no datacenter {name:?} in {}", topology.name()))),
+        };
+        let target = |name: &str| match name {
+            "leader" => Ok(Target::Leader),
+            "follower" => Ok(Target::Follower),
+            host => match topology.node_by_host(host) {
+                Some(node) => Ok(Target::Node(node.id)),
+                None => Err(bad(format!("no node {host:?} in {}", topology.name()))),
+            },
+        };
+        let node = |name: &str| match target(name)? {
+            Target::Node(id) => Ok(id),
+            _ => Err(bad(format!("{name:?} must name a node here"))),
+        };
+        let pair = |arg: &str| -> Result<(String, String), String> {
+            let (a, b) = arg.split_once('-').ok_or_else(|| bad("expected two datacenters as A-B".into()))?;
+            Ok((dc(a)?, dc(b)?))
+        };
+        let shape = |shape: FaultShape| -> Result<Fault, String> {
+            shape.apply(topology).map_err(|e| bad(e.to_string()))?;
+            Ok(Fault::Shape { shape })
+        };
+        match kind {
+            "isolate" if arg == "leader" => Ok(Fault::IsolateLeader),
+            "isolate" if arg == "leader-dc" => Ok(Fault::IsolateLeaderDc),
+            "isolate" if topology.datacenter(arg).is_some() => shape(FaultShape::IsolateDc { dc: arg.to_string() }),
+            "isolate" => shape(FaultShape::IsolateNode { node: node(arg)? }),
+            "lose" => shape(FaultShape::LoseDc { dc: dc(arg)? }),
+            "cut" => {
+                let (a, b) = pair(arg)?;
+                shape(FaultShape::CutDcLink { a, b })
+            }
+            "drop" => {
+                let (from, to) = arg.split_once("->").ok_or_else(|| bad("expected FROM->TO".into()))?;
+                if topology.datacenter(from).is_some() {
+                    shape(FaultShape::OneWayDc { from: dc(from)?, to: dc(to)? })
+                } else {
+                    shape(FaultShape::OneWay { from: node(from)?, to: node(to)? })
+                }
+            }
+            "ring" => shape(FaultShape::MajoritiesRing),
+            "bridge" => shape(FaultShape::Bridge),
+            "crash" => Ok(Fault::Crash { target: target(arg)? }),
+            "power-loss" => Ok(Fault::PowerLoss { target: target(arg)? }),
+            "pause" => Ok(Fault::Pause { target: target(arg)? }),
+            "latency" | "loss" => {
+                let (link, amount) = arg.rsplit_once(':').ok_or_else(|| bad("expected A-B:AMOUNT".into()))?;
+                let (a, b) = pair(link)?;
+                if a == b {
+                    return Err(bad("a link joins two different datacenters".into()));
+                }
+                let amount: u64 = amount.parse().map_err(|_| bad(format!("{amount:?} is not a whole number")))?;
+                if kind == "latency" {
+                    Ok(Fault::LatencySpike { a, b, extra_ms: amount })
+                } else if (1..=100).contains(&amount) {
+                    Ok(Fault::Loss { a, b, percent: amount as u8 })
+                } else {
+                    Err(bad("loss is a percentage from 1 to 100".into()))
+                }
+            }
+            _ => Err(bad(format!("unknown fault {kind:?}"))),
+        }
+    }
+}
+
+/// What [`Fault::parse`] accepts.
+pub const SPEC_HELP: &str = "faults are isolate:DC|NODE|leader|leader-dc, lose:DC, cut:DC-DC, drop:DC->DC, \
+drop:NODE->NODE, ring, bridge, crash:NODE|leader|follower, power-loss:NODE|leader|follower, \
+pause:NODE|leader|follower, latency:DC-DC:MS, loss:DC-DC:PERCENT";
+
+/// The node a target names, given the leader when the fault starts.
+pub fn resolve(topology: &Topology, target: &Target, leader: Option<NodeId>) -> Option<NodeId> {
+    match target {
+        Target::Node(id) => Some(*id),
+        Target::Leader => leader,
+        Target::Follower => topology.voter_ids().into_iter().find(|v| Some(*v) != leader),
+    }
+}
+
+/// One fault, when it starts and how long it lasts (simulated time, from the schedule's start).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Step {
+    #[serde(serialize_with = "ser_ms")]
+    pub start: Duration,
+    pub fault: Fault,
+    #[serde(serialize_with = "ser_ms")]
+    pub duration: Duration,
+}
+
+impl Step {
+    pub fn end(&self) -> Duration {
+        self.start + self.duration
+    }
+}
+
+fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+/// A list of faults in simulated time; they may overlap.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Schedule {
+    pub steps: Vec<Step>,
+}
+
+impl Schedule {
+    /// One fault from `start` for `duration`.
+    pub fn single(fault: Fault, start: Duration, duration: Duration) -> Schedule {
+        Schedule { steps: vec![Step { start, fault, duration }] }
+    }
+
+    /// When the last fault ends.
+    pub fn end(&self) -> Duration {
+        self.steps.iter().map(Step::end).max().unwrap_or_default()
+    }
+
+    /// `cut dc1–dc2 @2.0s for 8.0s; crash the leader @4.0s for 1.0s`.
+    pub fn describe(&self, topology: &Topology) -> String {
+        if self.steps.is_empty() {
+            return "no faults".to_string();
+        }
+        let steps: Vec<String> = self
+            .steps
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} @{:.1}s for {:.1}s",
+                    s.fault.label(topology),
+                    s.start.as_secs_f64(),
+                    s.duration.as_secs_f64()
+                )
+            })
+            .collect();
+        steps.join("; ")
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Node(id) => write!(f, "node {id}"),
+            Target::Leader => write!(f, "leader"),
+            Target::Follower => write!(f, "follower"),
+        }
+    }
+}
+
+/// Every single fault worth running on `topology`, each named by its shape: every datacenter lost and isolated,
+/// every link cut, one-way cuts between datacenters, the leader and the leader's datacenter isolated, a
+/// majorities ring and a bridge, and a crash, a power loss and a pause of the leader.
+pub fn single_faults(topology: &Topology) -> Vec<Fault> {
+    let dcs: Vec<String> = topology.datacenters().iter().map(|dc| dc.name.clone()).collect();
+    let mut faults = Vec::new();
+    let shape = |shape| Fault::Shape { shape };
+    if dcs.len() > 1 {
+        faults.extend(dcs.iter().map(|dc| shape(FaultShape::LoseDc { dc: dc.clone() })));
+        faults.extend(dcs.iter().map(|dc| shape(FaultShape::IsolateDc { dc: dc.clone() })));
+        faults.extend(topology.dc_links().map(|(a, b, _)| shape(FaultShape::CutDcLink { a: a.into(), b: b.into() })));
+        for from in &dcs {
+            for to in dcs.iter().filter(|to| *to != from) {
+                faults.push(shape(FaultShape::OneWayDc { from: from.clone(), to: to.clone() }));
+            }
+        }
+        faults.push(Fault::IsolateLeaderDc);
+    } else {
+        // One datacenter: the one-way cuts are between nodes, the leader's outbound link to a follower.
+        let voters: Vec<NodeId> = topology.voter_ids().into_iter().collect();
+        if voters.len() > 1 {
+            faults.push(shape(FaultShape::OneWay { from: voters[0], to: voters[1] }));
+        }
+    }
+    faults.push(Fault::IsolateLeader);
+    if topology.voter_count() >= 3 {
+        faults.push(shape(FaultShape::MajoritiesRing));
+        faults.push(shape(FaultShape::Bridge));
+    }
+    faults.push(Fault::Crash { target: Target::Leader });
+    faults.push(Fault::PowerLoss { target: Target::Leader });
+    faults.push(Fault::Pause { target: Target::Leader });
+    faults
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_single_fault_spec_reads_back_as_the_same_fault() {
+        for name in quorumlab_quorum::shipped::NAMES {
+            let t = quorumlab_quorum::shipped::load(name).expect("shipped");
+            for fault in single_faults(&t) {
+                let spec = fault.spec(&t);
+                assert_eq!(Fault::parse(&spec, &t), Ok(fault.clone()), "{name}: {spec}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_fault_spec_says_what_is_allowed() {
+        let t = quorumlab_quorum::shipped::load("etcd-2-2-1").expect("shipped");
+        let err = Fault::parse("cut:dc1-dc9", &t).unwrap_err();
+        assert!(err.contains("no datacenter \"dc9\"") && err.contains("faults are"), "{err}");
+        assert!(Fault::parse("loss:dc1-dc2:0", &t).unwrap_err().contains("percentage"));
+        assert!(Fault::parse("explode", &t).unwrap_err().contains("unknown fault"));
+        assert!(Fault::parse("cut:dc1-dc1", &t).is_err());
+    }
+
+    #[test]
+    fn leader_faults_resolve_against_the_leader_when_they_start() {
+        let t = quorumlab_quorum::shipped::load("etcd-2-2-1").expect("shipped");
+        assert_eq!(Fault::IsolateLeaderDc.shape(&t, Some(4)), Some(FaultShape::IsolateDc { dc: "dc2".into() }));
+        assert_eq!(Fault::IsolateLeader.shape(&t, None), None);
+        assert_eq!(
+            Fault::PowerLoss { target: Target::Follower }.shape(&t, Some(1)),
+            Some(FaultShape::CrashNode { node: 2 })
+        );
+        assert_eq!(Fault::Pause { target: Target::Leader }.shape(&t, Some(1)), None);
+    }
+}
