@@ -105,6 +105,11 @@ impl Client {
         Ok(Client { cfg, channels: BTreeMap::new(), target, next_endpoint: 1, client_id, next_seq: 1 })
     }
 
+    /// The `(client_id, seq)` of the last write this session issued (`seq` 0 before any).
+    pub fn last_write(&self) -> (u64, u64) {
+        (self.client_id, self.next_seq - 1)
+    }
+
     pub fn client_id(&self) -> u64 {
         self.client_id
     }
