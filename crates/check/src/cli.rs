@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::check::{check_history, describe_partitions};
 use crate::format::edn::{Edn, Reader};
 use crate::format::jepsen_edn::to_value;
-use crate::format::{default_model, read_history, InputFormat};
+use crate::format::{default_model, read_history, with_format_initial, InputFormat};
 use crate::model::{CasRegister, Kv, ModelKind, MultiRegister};
 use crate::report;
 use crate::search::Budget;
@@ -51,7 +51,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "auto")]
     pub format: InputFormat,
     /// Initial value of every key or register, as an EDN literal: 0, nil, "text", :keyword.
-    /// Default: 0 for cas-register and multi-register, nil (absent) for kv, "" for porcupine-kv.
+    /// Default: what the input format defines ("" for porcupine-kv, whichever model checks it), else 0 for
+    /// cas-register and multi-register and nil (absent) for kv.
     #[arg(long, value_name = "VALUE")]
     pub initial: Option<String>,
     /// Give up with verdict "unknown" after this long: 500ms, 60s, 5m, 1h.
@@ -99,9 +100,11 @@ fn run_inner(args: &Args, out: &mut dyn Write) -> Result<i32, String> {
     let (history, format) = read_history(&text, args.format).map_err(|e| format!("{source}: {e}"))?;
     let mut model = match args.model {
         None => default_model(format, &history),
-        Some(ModelName::Kv) => ModelKind::Kv(Kv::default()),
-        Some(ModelName::CasRegister) => ModelKind::CasRegister(CasRegister::default()),
-        Some(ModelName::MultiRegister) => ModelKind::MultiRegister(MultiRegister::default()),
+        Some(ModelName::Kv) => with_format_initial(format, ModelKind::Kv(Kv::default())),
+        Some(ModelName::CasRegister) => with_format_initial(format, ModelKind::CasRegister(CasRegister::default())),
+        Some(ModelName::MultiRegister) => {
+            with_format_initial(format, ModelKind::MultiRegister(MultiRegister::default()))
+        }
     };
     if let Some(initial) = &args.initial {
         model = model.with_initial(parse_initial(initial)?);

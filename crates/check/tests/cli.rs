@@ -170,3 +170,23 @@ fn timeouts_parse_with_units() {
     assert!(parse_duration("soon").is_err());
     assert!(parse_duration("99999999999999999999h").is_err());
 }
+
+/// Porcupine's kv histories start every key at `""`. Naming the model the format already implies must not
+/// change that: `--model kv` once reset the initial value to absent, and this linearizable history (a get of
+/// an untouched key returns `""`) was reported NOT linearizable.
+#[test]
+fn naming_the_model_keeps_the_initial_value_of_the_input_format() {
+    let f = file(
+        "{:process 1, :type :invoke, :f :get, :key \"1\", :value nil}\n\
+         {:process 1, :type :ok, :f :get, :key \"1\", :value \"\"}\n",
+        ".edn",
+    );
+    let path = f.path().to_str().expect("utf-8 path");
+    assert_eq!(check(&[path]).code, 0);
+    let run = check(&[path, "--model", "kv"]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    let run = check(&[path, "--format", "porcupine-kv", "--model", "kv"]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    // `--initial` still wins over the format.
+    assert_eq!(check(&[path, "--model", "kv", "--initial", "nil"]).code, 1);
+}
