@@ -138,6 +138,9 @@ fn check_partition<M: Model>(
             verdict.outcome = Outcome::Unknown;
             verdict.unknown_reason = Some(match exhausted {
                 Exhausted::Time => "the time budget ran out before the search finished".to_string(),
+                Exhausted::Steps => {
+                    format!("the search used up its budget of {} steps", budget.max_steps.unwrap_or(stats.steps))
+                }
                 Exhausted::Memory => format!(
                     "the memo grew past its memory budget ({} entries, about {} MiB)",
                     stats.memo_entries,

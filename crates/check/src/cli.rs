@@ -58,6 +58,10 @@ pub struct Args {
     /// Give up with verdict "unknown" after this long: 500ms, 60s, 5m, 1h.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Give up with verdict "unknown" after this many search steps on one key. Unlike --timeout, the same
+    /// file gets the same verdict on every machine.
+    #[arg(long, value_name = "STEPS")]
+    pub max_steps: Option<u64>,
     /// Give up with verdict "unknown" when one key's memo would exceed this many MiB.
     #[arg(long, default_value_t = 1024, value_name = "MIB")]
     pub max_memo_mib: usize,
@@ -109,8 +113,11 @@ fn run_inner(args: &Args, out: &mut dyn Write) -> Result<i32, String> {
     if let Some(initial) = &args.initial {
         model = model.with_initial(parse_initial(initial)?);
     }
-    let budget =
-        Budget { max_memo_bytes: args.max_memo_mib.saturating_mul(1 << 20), ..Budget::with_timeout(args.timeout) };
+    let budget = Budget {
+        max_memo_bytes: args.max_memo_mib.saturating_mul(1 << 20),
+        max_steps: args.max_steps,
+        ..Budget::with_timeout(args.timeout)
+    };
     let verdict = check_history(&history, &model, &budget).map_err(|e| format!("{source}: {e}"))?;
     let code = verdict.outcome.exit_code();
     let text_report = report::text::render(&verdict, &source);

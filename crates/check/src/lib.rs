@@ -4,12 +4,14 @@
 //! into operations, splits them per key and searches each key for a linearization under a [`model`]; the
 //! [`Verdict`] is rendered by [`report`] as text, JSON or an HTML drawing. Nothing here touches the clock
 //! except to honour a [`Budget`] deadline, and nothing touches the network or the disk: the simulator calls
-//! [`check_history`] directly on the history it recorded.
+//! [`check_history`] directly on the history it recorded, with a deterministic budget
+//! ([`Budget::with_max_steps`]), so that a replayed seed reaches the same verdict.
 //!
 //! How to use it from code:
 //! 1. build a [`History`] in real-time order (`invoke`, then `ok` / `fail` / `info` from the same process);
 //! 2. pick a [`ModelKind`] (or any type implementing [`Model`] with [`check_with`]);
 //! 3. call [`check_history`] with a [`Budget`]; an exhausted budget yields [`Outcome::Unknown`], never a guess.
+//!    Steps and memo memory are deterministic limits; a deadline is not, and is meant for the command line.
 
 pub mod check;
 pub mod cli;

@@ -27,24 +27,44 @@ use std::time::Instant;
 
 use crate::model::Model;
 
-/// Limits on one check. Running out of either gives the verdict *unknown*, never a guess.
+/// Limits on one check. Running out of any of them gives the verdict *unknown*, never a guess.
+///
+/// Two of the limits are deterministic: `max_steps` and `max_memo_bytes` count the search's own work, so the
+/// same history under the same budget gets the same verdict on every machine, at any load, whichever thread
+/// runs it. The simulator must use only those ([`Budget::with_max_steps`]): a replayed seed has to reach the
+/// same verdict. `deadline` is wall-clock time, for a person waiting at the command line.
+///
+/// Every limit applies to each partition (key) alone, so that splitting the work over threads cannot change
+/// which partition runs out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Budget {
     /// When to give up. Taken as a parameter so the search itself never reads the clock to decide anything else.
     pub deadline: Option<Instant>,
     /// Upper bound on the estimated size of one partition's memo, in bytes.
     pub max_memo_bytes: usize,
+    /// Upper bound on the search steps of one partition (one step: one entry visited or one model step tried).
+    /// `None`: unbounded.
+    pub max_steps: Option<u64>,
 }
 
 impl Budget {
     pub const DEFAULT_MAX_MEMO_BYTES: usize = 1 << 30;
 
-    /// No deadline, and the default memory bound (1 GiB of memo per partition).
+    /// No deadline, no step limit, and the default memory bound (1 GiB of memo per partition).
     pub fn unlimited() -> Budget {
-        Budget { deadline: None, max_memo_bytes: Self::DEFAULT_MAX_MEMO_BYTES }
+        Budget { deadline: None, max_memo_bytes: Self::DEFAULT_MAX_MEMO_BYTES, max_steps: None }
     }
 
-    /// Gives up `timeout` from now.
+    /// A deterministic budget: gives up after `max_steps` search steps in one partition (or when its memo
+    /// passes the default memory bound). An exhausted budget gives [`Outcome::Unknown`], which the caller
+    /// decides how to treat (the simulator reports it as a violation). About 10⁷ steps take a second on one core.
+    ///
+    /// [`Outcome::Unknown`]: crate::Outcome::Unknown
+    pub fn with_max_steps(max_steps: u64) -> Budget {
+        Budget { max_steps: Some(max_steps), ..Budget::unlimited() }
+    }
+
+    /// Gives up `timeout` from now. Not deterministic: for the command line, never for simulation.
     #[allow(
         clippy::disallowed_methods,
         reason = "the budget is wall-clock time by design: it bounds how long a user waits"
@@ -65,6 +85,7 @@ impl Default for Budget {
 pub enum Exhausted {
     Time,
     Memory,
+    Steps,
 }
 
 /// One op as the search sees it: the model's op and its place in real time.
@@ -386,6 +407,9 @@ impl<'m, 'o, M: Model> Search<'m, 'o, M> {
         let mut fresh = true;
         loop {
             self.steps += 1;
+            if budget.max_steps.is_some_and(|max| self.steps > max) {
+                return SearchResult::OutOfBudget(Exhausted::Steps);
+            }
             #[allow(clippy::disallowed_methods, reason = "the budget is wall-clock time by design")]
             if self.steps.is_multiple_of(1024) && budget.deadline.is_some_and(|d| Instant::now() >= d) {
                 return SearchResult::OutOfBudget(Exhausted::Time);
