@@ -4,12 +4,13 @@
 //! (unreadable file, malformed history, bad flag value). The report goes to `out`; diagnostics go to `err`.
 
 use std::io::Write;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::check::{check_history, describe_partitions};
+use crate::check::{check_history_with_options, describe_partitions, CheckOptions};
 use crate::format::edn::{Edn, Reader};
 use crate::format::jepsen_edn::to_value;
 use crate::format::{default_model, read_history, with_format_initial, InputFormat};
@@ -65,6 +66,14 @@ pub struct Args {
     /// Give up with verdict "unknown" when one key's memo would exceed this many MiB.
     #[arg(long, default_value_t = 1024, value_name = "MIB")]
     pub max_memo_mib: usize,
+    /// Search every key to the end and explain each one. By default the check stops at the first key (in key
+    /// order) proven not linearizable, and lists the keys after it as not checked; the outcome is the same.
+    #[arg(long)]
+    pub all_keys: bool,
+    /// How many keys to search at once, one thread each. Default: one per core. The verdict does not depend
+    /// on it; peak memory does (one memo per thread, each up to --max-memo-mib).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<NonZeroUsize>,
     /// Also write a self-contained HTML page drawing the history and marking the op that cannot be placed.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
@@ -118,7 +127,8 @@ fn run_inner(args: &Args, out: &mut dyn Write) -> Result<i32, String> {
         max_steps: args.max_steps,
         ..Budget::with_timeout(args.timeout)
     };
-    let verdict = check_history(&history, &model, &budget).map_err(|e| format!("{source}: {e}"))?;
+    let options = CheckOptions { budget, all_keys: args.all_keys, threads: args.threads };
+    let verdict = check_history_with_options(&history, &model, &options).map_err(|e| format!("{source}: {e}"))?;
     let code = verdict.outcome.exit_code();
     let text_report = report::text::render(&verdict, &source);
     match args.output {

@@ -24,7 +24,10 @@ pub mod synth;
 pub mod value;
 pub mod verdict;
 
-pub use check::{check_history, check_with, describe_partitions, CheckError, PartitionOps};
+pub use check::{
+    check_history, check_history_with_options, check_with, check_with_options, describe_partitions, CheckError,
+    CheckOptions, PartitionOps,
+};
 pub use history::{Event, EventKind, History, HistoryError, Interval, Operation};
 pub use model::{CasRegister, Kv, Model, ModelKind, MultiRegister};
 pub use search::{Budget, Exhausted};

@@ -57,7 +57,8 @@ impl Budget {
 
     /// A deterministic budget: gives up after `max_steps` search steps in one partition (or when its memo
     /// passes the default memory bound). An exhausted budget gives [`Outcome::Unknown`], which the caller
-    /// decides how to treat (the simulator reports it as a violation). About 10⁷ steps take a second on one core.
+    /// decides how to treat (the simulator reports it as a violation). A few million steps take a second on one
+    /// core (fewer as the memo grows).
     ///
     /// [`Outcome::Unknown`]: crate::Outcome::Unknown
     pub fn with_max_steps(max_steps: u64) -> Budget {
@@ -113,6 +114,8 @@ pub(crate) enum SearchResult<S> {
         fits_somewhere: bool,
     },
     OutOfBudget(Exhausted),
+    /// The caller asked the search to stop (another partition already decided the verdict).
+    Cancelled,
 }
 
 pub(crate) struct SearchStats {
@@ -240,14 +243,19 @@ impl<S: Eq + std::hash::Hash + Clone> Memo<S> {
     }
 }
 
-/// Searches for a linearization of `ops` (one partition) under `model`.
+/// How many steps pass between two looks at the clock and at the cancel flag.
+const POLL_EVERY_STEPS: u64 = 256;
+
+/// Searches for a linearization of `ops` (one partition) under `model`. `cancelled` is polled every few
+/// hundred steps; once it returns `true` the search gives up with [`SearchResult::Cancelled`].
 pub(crate) fn search<M: Model>(
     model: &M,
     ops: &[SearchOp<'_, M::Op>],
     budget: &Budget,
+    cancelled: &dyn Fn() -> bool,
 ) -> (SearchResult<M::State>, SearchStats) {
     let mut search = Search::new(model, ops);
-    let result = search.run(budget);
+    let result = search.run(budget, cancelled);
     let stats = SearchStats {
         steps: search.steps,
         memo_entries: search.memo.entries,
@@ -401,18 +409,25 @@ impl<'m, 'o, M: Model> Search<'m, 'o, M> {
         }
     }
 
-    fn run(&mut self, budget: &Budget) -> SearchResult<M::State> {
+    fn run(&mut self, budget: &Budget, cancelled: &dyn Fn() -> bool) -> SearchResult<M::State> {
         let mut node = self.list.first();
         // `true` when `node` is the start of a new point in the search, where reads go first.
         let mut fresh = true;
+        let mut next_poll = POLL_EVERY_STEPS;
         loop {
             self.steps += 1;
             if budget.max_steps.is_some_and(|max| self.steps > max) {
                 return SearchResult::OutOfBudget(Exhausted::Steps);
             }
-            #[allow(clippy::disallowed_methods, reason = "the budget is wall-clock time by design")]
-            if self.steps.is_multiple_of(1024) && budget.deadline.is_some_and(|d| Instant::now() >= d) {
-                return SearchResult::OutOfBudget(Exhausted::Time);
+            if self.steps >= next_poll {
+                next_poll = self.steps + POLL_EVERY_STEPS;
+                if cancelled() {
+                    return SearchResult::Cancelled;
+                }
+                #[allow(clippy::disallowed_methods, reason = "the budget is wall-clock time by design")]
+                if budget.deadline.is_some_and(|d| Instant::now() >= d) {
+                    return SearchResult::OutOfBudget(Exhausted::Time);
+                }
             }
             let mut dead_end = None;
             if fresh {
@@ -472,5 +487,59 @@ impl<'m, 'o, M: Model> Search<'m, 'o, M> {
                 None => return self.not_linearizable(dead_end.unwrap_or(0)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Operation;
+
+    /// Counts the ops placed; every op fits every state.
+    struct Counter;
+
+    impl Model for Counter {
+        type Op = ();
+        type State = u32;
+        fn name(&self) -> &'static str {
+            "counter"
+        }
+        fn init(&self) -> u32 {
+            0
+        }
+        fn parse(&self, _: &Operation) -> Result<(), String> {
+            Ok(())
+        }
+        fn partition_by_key(&self) -> bool {
+            false
+        }
+        fn step(&self, state: &u32, _: &()) -> Option<u32> {
+            Some(state + 1)
+        }
+        fn describe_op(&self, _: &()) -> String {
+            "count".to_string()
+        }
+        fn describe_state(&self, state: &u32) -> String {
+            state.to_string()
+        }
+        fn requirement(&self, _: &()) -> String {
+            "nothing".to_string()
+        }
+    }
+
+    /// A search asked to stop gives up at its next poll, whatever it was doing: that is what lets the check
+    /// drop a key's search once an earlier key has failed.
+    #[test]
+    fn a_cancelled_search_stops_at_its_next_poll() {
+        // 1,000 concurrent ops: a search that is not stopped takes a few thousand steps.
+        let ops: Vec<SearchOp<'_, ()>> =
+            (0..1_000).map(|i| SearchOp { op: &(), invoke_index: i, return_index: Some(1_000 + i) }).collect();
+        let (result, stats) = search(&Counter, &ops, &Budget::unlimited(), &|| false);
+        assert!(matches!(result, SearchResult::Linearizable));
+        assert!(stats.steps > 2 * POLL_EVERY_STEPS, "{} steps", stats.steps);
+
+        let (result, stats) = search(&Counter, &ops, &Budget::unlimited(), &|| true);
+        assert!(matches!(result, SearchResult::Cancelled));
+        assert_eq!(stats.steps, POLL_EVERY_STEPS);
     }
 }

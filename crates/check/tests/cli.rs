@@ -190,3 +190,30 @@ fn naming_the_model_keeps_the_initial_value_of_the_input_format() {
     // `--initial` still wins over the format.
     assert_eq!(check(&[path, "--model", "kv", "--initial", "nil"]).code, 1);
 }
+
+/// Key `a` fails; by default `b` is not searched and the report says so; `--all-keys` explains both. The
+/// outcome and exit code are the same.
+#[test]
+fn all_keys_explains_keys_after_the_first_failing_one() {
+    let f = file(
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"get\",\"key\":\"a\"}\n\
+         {\"process\":0,\"type\":\"ok\",\"f\":\"get\",\"key\":\"a\",\"value\":7}\n\
+         {\"process\":1,\"type\":\"invoke\",\"f\":\"get\",\"key\":\"b\"}\n\
+         {\"process\":1,\"type\":\"ok\",\"f\":\"get\",\"key\":\"b\",\"value\":8}\n",
+        ".jsonl",
+    );
+    let path = f.path().to_str().expect("utf-8 path");
+    let run = check(&[path, "--threads", "1"]);
+    assert_eq!(run.code, 1, "{}", run.out);
+    assert!(run.out.contains("1 later key was not checked (--all-keys checks every key)"), "{}", run.out);
+    assert!(run.out.contains("key \"a\" is NOT linearizable") && !run.out.contains("key \"b\""), "{}", run.out);
+
+    let run = check(&[path, "--all-keys"]);
+    assert_eq!(run.code, 1, "{}", run.out);
+    assert!(!run.out.contains("not checked"), "{}", run.out);
+    assert!(run.out.contains("key \"b\" is NOT linearizable"), "{}", run.out);
+
+    let run = check(&[path, "--output", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&run.out).expect("valid JSON");
+    assert_eq!(json["unchecked_keys"], serde_json::json!(["b"]));
+}
