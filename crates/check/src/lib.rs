@@ -11,7 +11,10 @@
 //! 1. build a [`History`] in real-time order (`invoke`, then `ok` / `fail` / `info` from the same process);
 //! 2. pick a [`ModelKind`] (or any type implementing [`Model`] with [`check_with`]);
 //! 3. call [`check_history`] with a [`Budget`]; an exhausted budget yields [`Outcome::Unknown`], never a guess.
-//!    Steps and memo memory are deterministic limits; a deadline is not, and is meant for the command line.
+//!    Steps and memo memory are deterministic limits; a deadline is not, and is meant for the command line;
+//! 4. or call [`check_history_with_options`] to search every key (`all_keys`) instead of stopping at the
+//!    first one proven not linearizable, or to set how many threads search keys at once. Neither changes
+//!    the outcome, and the verdict is the same whichever thread finishes first.
 
 pub mod check;
 pub mod cli;

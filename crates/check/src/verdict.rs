@@ -63,7 +63,8 @@ pub struct Stats {
     /// reads are counted but not searched.
     pub operations: usize,
     pub unknown_outcomes: usize,
-    /// Search steps over all partitions checked.
+    /// Search steps over the partitions in `partitions`. Work a thread spent on a key that was then cancelled
+    /// is not counted, so the figure does not depend on thread timing.
     pub steps: u64,
     /// The largest memo of any partition: entries, and an estimate of its size in bytes.
     pub peak_memo_entries: usize,

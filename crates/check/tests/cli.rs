@@ -216,4 +216,11 @@ fn all_keys_explains_keys_after_the_first_failing_one() {
     let run = check(&[path, "--output", "json"]);
     let json: serde_json::Value = serde_json::from_str(&run.out).expect("valid JSON");
     assert_eq!(json["unchecked_keys"], serde_json::json!(["b"]));
+
+    // The drawing must not call an unsearched key linearizable.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let page = dir.path().join("report.html");
+    assert_eq!(check(&[path, "--html", page.to_str().expect("utf-8 path")]).code, 1);
+    let html = std::fs::read_to_string(&page).expect("page written");
+    assert!(html.contains("key &quot;b&quot;: not checked") || html.contains("key \"b\": not checked"), "{html}");
 }
