@@ -1,6 +1,6 @@
 //! quorumlab's linearizability checker: a pure function from a history to a verdict.
 //!
-//! Data flows one way: a file is read by [`format`] into a [`History`]; [`check_history`] pairs its events
+//! Data flows one way: a file is read by [`format`](mod@format) into a [`History`]; [`check_history`] pairs its events
 //! into operations, splits them per key and searches each key for a linearization under a [`model`]; the
 //! [`Verdict`] is rendered by [`report`] as text, JSON or an HTML drawing. Nothing here touches the clock
 //! except to honour a [`Budget`] deadline, and nothing touches the network or the disk: the simulator calls
