@@ -1,6 +1,7 @@
 //! Criterion benchmarks for issue 3's goals: the whole Knossos set (< 1 s), synthetic kv histories of 10,000
 //! and 100,000 ops over 100 keys with 10 clients and 1 % unknown outcomes (100k < 2 s), and an adversarial
-//! single-key history with 20 concurrent clients. Memo sizes are printed once per benchmark so memory is
+//! single-key history with 20 concurrent clients; issue 8's 50-client, 10-key history with one failing key and
+//! one hard innocent key. Memo sizes are printed once per benchmark so memory is
 //! reported next to time. Run: `cargo bench -p quorumlab-check`.
 
 #[path = "../tests/common/mod.rs"]
@@ -12,7 +13,9 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use quorumlab_check::format::{default_model, read_history, InputFormat};
 use quorumlab_check::synth::{kv_history, SplitMix, SynthConfig};
-use quorumlab_check::{check_history, Budget, History, Kv, ModelKind, Outcome, Verdict};
+use quorumlab_check::{
+    check_history, check_history_with_options, Budget, CheckOptions, History, Kv, ModelKind, Outcome, Verdict,
+};
 
 fn knossos_texts() -> Vec<(String, String)> {
     let root = common::knossos_dir();
@@ -100,5 +103,49 @@ fn bench_adversarial(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_knossos, bench_kv_10k, bench_kv_100k, bench_adversarial);
+/// Issue 8's shape: 50 clients, 10 keys, `k3` not linearizable, `k7` innocent but hard (its search runs past
+/// 20 million steps). The default check stops after `k3`; `--all-keys` has to search `k7` to the end of its
+/// budget, here 2 million steps. Set `QUORUMLAB_BENCH_BEFORE=1` to also time, once, the behaviour before
+/// early stop: every key, one thread, the command line's default budget (60 s, 1 GiB of memo per key). Measured
+/// on this machine, with the code before early stop too: ~30 s and 91.6 million steps, after which `k7`'s
+/// memo passes 1 GiB and `k7` alone is reported unknown.
+fn bench_fifty_clients(c: &mut Criterion) {
+    let history = common::fifty_clients_ten_keys(3, 7, 600);
+    let model = ModelKind::Kv(Kv::default());
+    let stop = CheckOptions::with_budget(Budget::with_max_steps(20_000_000));
+    let all_keys = CheckOptions { all_keys: true, ..CheckOptions::with_budget(Budget::with_max_steps(2_000_000)) };
+    for (name, options) in [("stop at first failing key", &stop), ("all keys, 2M-step budget", &all_keys)] {
+        let verdict = check_history_with_options(&history, &model, options).expect("well-formed");
+        assert_eq!(verdict.outcome, Outcome::NotLinearizable);
+        report(&format!("50 clients / 10 keys, {name}"), &[verdict]);
+    }
+    if std::env::var_os("QUORUMLAB_BENCH_BEFORE").is_some() {
+        let before = CheckOptions {
+            all_keys: true,
+            threads: std::num::NonZeroUsize::new(1),
+            budget: Budget::with_timeout(Duration::from_secs(60)),
+        };
+        #[allow(clippy::disallowed_methods, reason = "a one-off wall-clock figure for the report, not a decision")]
+        let start = std::time::Instant::now();
+        let verdict = check_history_with_options(&history, &model, &before).expect("well-formed");
+        #[allow(clippy::disallowed_methods, reason = "a one-off wall-clock figure for the report, not a decision")]
+        let elapsed = start.elapsed();
+        let k7 = verdict.partitions.get(7).map(|p| p.outcome);
+        report(
+            &format!("50 clients / 10 keys, before early stop: {elapsed:.1?}, {:?}, k7 {k7:?}", verdict.outcome),
+            &[verdict],
+        );
+    }
+    let mut group = c.benchmark_group("fifty_clients_ten_keys");
+    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group.bench_function("stop_at_first_failing_key", |b| {
+        b.iter(|| check_history_with_options(black_box(&history), &model, &stop).map(|v| v.outcome))
+    });
+    group.bench_function("all_keys_2m_step_budget", |b| {
+        b.iter(|| check_history_with_options(black_box(&history), &model, &all_keys).map(|v| v.outcome))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_knossos, bench_kv_10k, bench_kv_100k, bench_adversarial, bench_fifty_clients);
 criterion_main!(benches);

@@ -4,6 +4,8 @@
 //! its restriction to every key is (Herlihy & Wing's locality; Horn & Kroening's P-compositionality).
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::history::{History, HistoryError, Operation};
 use crate::model::{Model, ModelKind};
@@ -17,7 +19,31 @@ pub enum CheckError {
     History(#[from] HistoryError),
 }
 
-/// Checks `history` against `model` within `budget`.
+/// How to run a check: its budget, whether to explain every key, and on how many threads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Limits on each partition's search; an exhausted budget gives that partition the verdict unknown.
+    pub budget: Budget,
+    /// `false` (the default): stop at the first key proven not linearizable, like Porcupine's kill switch,
+    /// and cancel the searches of the keys ordered after it. `true`: search every key to the end, to explain
+    /// each one. The overall outcome is the same either way; only how much is explained differs.
+    pub all_keys: bool,
+    /// How many partitions to search at once, each on its own thread. `None`: as many as the machine has
+    /// cores ([`std::thread::available_parallelism`]). The verdict does not depend on it; peak memory does:
+    /// up to this many memos, each within the budget, are alive at once. A caller that already runs one
+    /// check per core (the simulator's `--jobs`) should say 1.
+    pub threads: Option<NonZeroUsize>,
+}
+
+impl CheckOptions {
+    /// The defaults (stop at the first failing key, one thread per core) with this budget.
+    pub fn with_budget(budget: Budget) -> CheckOptions {
+        CheckOptions { budget, ..CheckOptions::default() }
+    }
+}
+
+/// Checks `history` against `model` within `budget`, with the other [`CheckOptions`] at their defaults:
+/// it stops at the first key proven not linearizable.
 ///
 /// ```
 /// use quorumlab_check::{check_history, Budget, History, ModelKind, Outcome, Value};
@@ -28,10 +54,19 @@ pub enum CheckError {
 /// assert_eq!(verdict.outcome, Outcome::NotLinearizable);
 /// ```
 pub fn check_history(history: &History, model: &ModelKind, budget: &Budget) -> Result<Verdict, CheckError> {
+    check_history_with_options(history, model, &CheckOptions::with_budget(budget.clone()))
+}
+
+/// Checks `history` against `model` as `options` say.
+pub fn check_history_with_options(
+    history: &History,
+    model: &ModelKind,
+    options: &CheckOptions,
+) -> Result<Verdict, CheckError> {
     match model {
-        ModelKind::Kv(m) => check_with(history, m, budget),
-        ModelKind::CasRegister(m) => check_with(history, m, budget),
-        ModelKind::MultiRegister(m) => check_with(history, m, budget),
+        ModelKind::Kv(m) => check_with_options(history, m, options),
+        ModelKind::CasRegister(m) => check_with_options(history, m, options),
+        ModelKind::MultiRegister(m) => check_with_options(history, m, options),
     }
 }
 
@@ -85,20 +120,110 @@ pub fn describe_partitions(history: &History, model: &ModelKind) -> Result<Vec<P
 
 /// [`check_history`] for any [`Model`], including ones defined outside this crate.
 pub fn check_with<M: Model>(history: &History, model: &M, budget: &Budget) -> Result<Verdict, CheckError> {
-    let parts = partitions(history, model)?;
+    check_with_options(history, model, &CheckOptions::with_budget(budget.clone()))
+}
+
+/// [`check_history_with_options`] for any [`Model`].
+///
+/// Partitions are handed out in key order to a small pool of workers. Unless `options.all_keys`, a worker
+/// that proves partition `i` not linearizable lowers a shared mark to `i`; every search of a partition
+/// after the mark polls it and gives up, and no partition after it is started. Partitions before the mark
+/// always run to the end, because one of them may fail too, and the verdict must name the first failing
+/// key in key order whichever thread got there first. So the verdict is the same on any number of threads:
+/// every partition up to the first failing one, searched to the end, and the keys after it listed as not
+/// checked.
+pub fn check_with_options<M: Model>(
+    history: &History,
+    model: &M,
+    options: &CheckOptions,
+) -> Result<Verdict, CheckError> {
+    check_partitions(history, model, options, StopRule::OnFailure)
+}
+
+/// Which finished partitions lower the mark that stops the others. Only `OnFailure` is right; the planted
+/// bug exists to show that the tests catch a wrong early stop, and compiles only into this crate's unit tests.
+#[derive(Clone, Copy, Debug)]
+enum StopRule {
+    OnFailure,
+    /// Stops as soon as any key is decided, so a history whose first key is linearizable passes whatever
+    /// the keys after it hold.
+    #[cfg(test)]
+    PlantedBugOnAnyVerdict,
+}
+
+impl StopRule {
+    fn stops_at(self, outcome: Outcome) -> bool {
+        match self {
+            StopRule::OnFailure => outcome == Outcome::NotLinearizable,
+            #[cfg(test)]
+            StopRule::PlantedBugOnAnyVerdict => true,
+        }
+    }
+}
+
+fn check_partitions<M: Model>(
+    history: &History,
+    model: &M,
+    options: &CheckOptions,
+    rule: StopRule,
+) -> Result<Verdict, CheckError> {
+    let parts: Vec<(Option<String>, Partition<M>)> = partitions(history, model)?.into_iter().collect();
     let mut stats = Stats::default();
-    let mut verdicts = Vec::with_capacity(parts.len());
-    for (key, ops) in parts {
+    for (_, ops) in &parts {
         stats.operations += ops.len();
         stats.unknown_outcomes += ops.iter().filter(|(op, _)| op.is_unknown()).count();
-        let verdict = check_partition(model, key, &ops, budget);
+    }
+    // Invariant: no partition at or before `first_failure` is ever cancelled or skipped.
+    let first_failure = AtomicUsize::new(usize::MAX);
+    let next = AtomicUsize::new(0);
+    let worker = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= parts.len() || (!options.all_keys && first_failure.load(Ordering::Relaxed) < i) {
+                // Partitions are handed out in order, so every later one is past the mark too.
+                return done;
+            }
+            let cancelled = || !options.all_keys && first_failure.load(Ordering::Relaxed) < i;
+            let (key, ops) = &parts[i];
+            if let Some(verdict) = check_partition(model, key.clone(), ops, &options.budget, &cancelled) {
+                if rule.stops_at(verdict.outcome) {
+                    first_failure.fetch_min(i, Ordering::Relaxed);
+                }
+                done.push((i, verdict));
+            }
+        }
+    };
+    let threads = options
+        .threads
+        .or_else(|| std::thread::available_parallelism().ok())
+        .map_or(1, NonZeroUsize::get)
+        .min(parts.len());
+    let mut done: Vec<(usize, PartitionVerdict)> = if threads <= 1 {
+        worker()
+    } else {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .collect()
+        })
+    };
+    done.sort_unstable_by_key(|(i, _)| *i);
+    // Keys after the first failing one are dropped even if a thread happened to finish them: what a verdict
+    // says must not depend on which thread was faster.
+    let cut = if options.all_keys { usize::MAX } else { first_failure.into_inner() };
+    let verdicts: Vec<PartitionVerdict> = done.into_iter().filter(|(i, _)| *i <= cut).map(|(_, v)| v).collect();
+    debug_assert_eq!(verdicts.len(), parts.len().min(cut.saturating_add(1)), "every partition up to the cut ran");
+    let unchecked_keys = parts.iter().skip(verdicts.len()).map(|(key, _)| key.clone()).collect();
+    for verdict in &verdicts {
         stats.steps += verdict.steps;
         stats.peak_memo_entries = stats.peak_memo_entries.max(verdict.memo_entries);
-        verdicts.push(verdict);
     }
     stats.peak_memo_bytes_estimate = memo_bytes_estimate::<M>(stats.peak_memo_entries, &verdicts);
     let outcome = verdicts.iter().map(|v| v.outcome).max().unwrap_or(Outcome::Linearizable);
-    Ok(Verdict { outcome, model: model.name().to_string(), partitions: verdicts, stats })
+    Ok(Verdict { outcome, model: model.name().to_string(), partitions: verdicts, unchecked_keys, stats })
 }
 
 fn memo_bytes_estimate<M: Model>(peak_entries: usize, verdicts: &[PartitionVerdict]) -> usize {
@@ -111,7 +236,8 @@ fn check_partition<M: Model>(
     key: Option<String>,
     ops: &[(Operation, M::Op)],
     budget: &Budget,
-) -> PartitionVerdict {
+    cancelled: &dyn Fn() -> bool,
+) -> Option<PartitionVerdict> {
     // Unconstrained ops (unknown reads) fit anywhere and change nothing: searching them only costs time.
     let searched: Vec<usize> = (0..ops.len()).filter(|&i| !model.is_unconstrained(&ops[i].1)).collect();
     let search_ops: Vec<SearchOp<'_, M::Op>> = searched
@@ -122,7 +248,7 @@ fn check_partition<M: Model>(
             return_index: ops[i].0.interval.return_index,
         })
         .collect();
-    let (result, stats) = search(model, &search_ops, budget);
+    let (result, stats) = search(model, &search_ops, budget, cancelled);
     let mut verdict = PartitionVerdict {
         key,
         outcome: Outcome::Linearizable,
@@ -133,11 +259,15 @@ fn check_partition<M: Model>(
         memo_entries: stats.memo_entries,
     };
     match result {
+        SearchResult::Cancelled => return None,
         SearchResult::Linearizable => {}
         SearchResult::OutOfBudget(exhausted) => {
             verdict.outcome = Outcome::Unknown;
             verdict.unknown_reason = Some(match exhausted {
                 Exhausted::Time => "the time budget ran out before the search finished".to_string(),
+                Exhausted::Steps => {
+                    format!("the search used up its budget of {} steps", budget.max_steps.unwrap_or(stats.steps))
+                }
                 Exhausted::Memory => format!(
                     "the memo grew past its memory budget ({} entries, about {} MiB)",
                     stats.memo_entries,
@@ -169,5 +299,8 @@ fn check_partition<M: Model>(
             });
         }
     }
-    verdict
+    Some(verdict)
 }
+
+#[cfg(test)]
+mod early_stop_tests;

@@ -4,15 +4,16 @@
 //! (unreadable file, malformed history, bad flag value). The report goes to `out`; diagnostics go to `err`.
 
 use std::io::Write;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::check::{check_history, describe_partitions};
+use crate::check::{check_history_with_options, describe_partitions, CheckOptions};
 use crate::format::edn::{Edn, Reader};
 use crate::format::jepsen_edn::to_value;
-use crate::format::{default_model, read_history, InputFormat};
+use crate::format::{default_model, read_history, with_format_initial, InputFormat};
 use crate::model::{CasRegister, Kv, ModelKind, MultiRegister};
 use crate::report;
 use crate::search::Budget;
@@ -51,15 +52,28 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "auto")]
     pub format: InputFormat,
     /// Initial value of every key or register, as an EDN literal: 0, nil, "text", :keyword.
-    /// Default: 0 for cas-register and multi-register, nil (absent) for kv, "" for porcupine-kv.
+    /// Default: what the input format defines ("" for porcupine-kv, whichever model checks it), else 0 for
+    /// cas-register and multi-register and nil (absent) for kv.
     #[arg(long, value_name = "VALUE")]
     pub initial: Option<String>,
     /// Give up with verdict "unknown" after this long: 500ms, 60s, 5m, 1h.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Give up with verdict "unknown" after this many search steps on one key. Unlike --timeout, the same
+    /// file gets the same verdict on every machine.
+    #[arg(long, value_name = "STEPS")]
+    pub max_steps: Option<u64>,
     /// Give up with verdict "unknown" when one key's memo would exceed this many MiB.
     #[arg(long, default_value_t = 1024, value_name = "MIB")]
     pub max_memo_mib: usize,
+    /// Search every key to the end and explain each one. By default the check stops at the first key (in key
+    /// order) proven not linearizable, and lists the keys after it as not checked; the outcome is the same.
+    #[arg(long)]
+    pub all_keys: bool,
+    /// How many keys to search at once, one thread each. Default: one per core. The verdict does not depend
+    /// on it; peak memory does (one memo per thread, each up to --max-memo-mib).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<NonZeroUsize>,
     /// Also write a self-contained HTML page drawing the history and marking the op that cannot be placed.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
@@ -99,16 +113,22 @@ fn run_inner(args: &Args, out: &mut dyn Write) -> Result<i32, String> {
     let (history, format) = read_history(&text, args.format).map_err(|e| format!("{source}: {e}"))?;
     let mut model = match args.model {
         None => default_model(format, &history),
-        Some(ModelName::Kv) => ModelKind::Kv(Kv::default()),
-        Some(ModelName::CasRegister) => ModelKind::CasRegister(CasRegister::default()),
-        Some(ModelName::MultiRegister) => ModelKind::MultiRegister(MultiRegister::default()),
+        Some(ModelName::Kv) => with_format_initial(format, ModelKind::Kv(Kv::default())),
+        Some(ModelName::CasRegister) => with_format_initial(format, ModelKind::CasRegister(CasRegister::default())),
+        Some(ModelName::MultiRegister) => {
+            with_format_initial(format, ModelKind::MultiRegister(MultiRegister::default()))
+        }
     };
     if let Some(initial) = &args.initial {
         model = model.with_initial(parse_initial(initial)?);
     }
-    let budget =
-        Budget { max_memo_bytes: args.max_memo_mib.saturating_mul(1 << 20), ..Budget::with_timeout(args.timeout) };
-    let verdict = check_history(&history, &model, &budget).map_err(|e| format!("{source}: {e}"))?;
+    let budget = Budget {
+        max_memo_bytes: args.max_memo_mib.saturating_mul(1 << 20),
+        max_steps: args.max_steps,
+        ..Budget::with_timeout(args.timeout)
+    };
+    let options = CheckOptions { budget, all_keys: args.all_keys, threads: args.threads };
+    let verdict = check_history_with_options(&history, &model, &options).map_err(|e| format!("{source}: {e}"))?;
     let code = verdict.outcome.exit_code();
     let text_report = report::text::render(&verdict, &source);
     match args.output {

@@ -27,24 +27,45 @@ use std::time::Instant;
 
 use crate::model::Model;
 
-/// Limits on one check. Running out of either gives the verdict *unknown*, never a guess.
+/// Limits on one check. Running out of any of them gives the verdict *unknown*, never a guess.
+///
+/// Two of the limits are deterministic: `max_steps` and `max_memo_bytes` count the search's own work, so the
+/// same history under the same budget gets the same verdict on every machine, at any load, whichever thread
+/// runs it. The simulator must use only those ([`Budget::with_max_steps`]): a replayed seed has to reach the
+/// same verdict. `deadline` is wall-clock time, for a person waiting at the command line.
+///
+/// Every limit applies to each partition (key) alone, so that splitting the work over threads cannot change
+/// which partition runs out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Budget {
     /// When to give up. Taken as a parameter so the search itself never reads the clock to decide anything else.
     pub deadline: Option<Instant>,
     /// Upper bound on the estimated size of one partition's memo, in bytes.
     pub max_memo_bytes: usize,
+    /// Upper bound on the search steps of one partition (one step: one entry visited or one model step tried).
+    /// `None`: unbounded.
+    pub max_steps: Option<u64>,
 }
 
 impl Budget {
     pub const DEFAULT_MAX_MEMO_BYTES: usize = 1 << 30;
 
-    /// No deadline, and the default memory bound (1 GiB of memo per partition).
+    /// No deadline, no step limit, and the default memory bound (1 GiB of memo per partition).
     pub fn unlimited() -> Budget {
-        Budget { deadline: None, max_memo_bytes: Self::DEFAULT_MAX_MEMO_BYTES }
+        Budget { deadline: None, max_memo_bytes: Self::DEFAULT_MAX_MEMO_BYTES, max_steps: None }
     }
 
-    /// Gives up `timeout` from now.
+    /// A deterministic budget: gives up after `max_steps` search steps in one partition (or when its memo
+    /// passes the default memory bound). An exhausted budget gives [`Outcome::Unknown`], which the caller
+    /// decides how to treat (the simulator reports it as a violation). A few million steps take a second on one
+    /// core (fewer as the memo grows).
+    ///
+    /// [`Outcome::Unknown`]: crate::Outcome::Unknown
+    pub fn with_max_steps(max_steps: u64) -> Budget {
+        Budget { max_steps: Some(max_steps), ..Budget::unlimited() }
+    }
+
+    /// Gives up `timeout` from now. Not deterministic: for the command line, never for simulation.
     #[allow(
         clippy::disallowed_methods,
         reason = "the budget is wall-clock time by design: it bounds how long a user waits"
@@ -65,6 +86,7 @@ impl Default for Budget {
 pub enum Exhausted {
     Time,
     Memory,
+    Steps,
 }
 
 /// One op as the search sees it: the model's op and its place in real time.
@@ -92,6 +114,8 @@ pub(crate) enum SearchResult<S> {
         fits_somewhere: bool,
     },
     OutOfBudget(Exhausted),
+    /// The caller asked the search to stop (another partition already decided the verdict).
+    Cancelled,
 }
 
 pub(crate) struct SearchStats {
@@ -219,14 +243,19 @@ impl<S: Eq + std::hash::Hash + Clone> Memo<S> {
     }
 }
 
-/// Searches for a linearization of `ops` (one partition) under `model`.
+/// How many steps pass between two looks at the clock and at the cancel flag.
+const POLL_EVERY_STEPS: u64 = 256;
+
+/// Searches for a linearization of `ops` (one partition) under `model`. `cancelled` is polled every few
+/// hundred steps; once it returns `true` the search gives up with [`SearchResult::Cancelled`].
 pub(crate) fn search<M: Model>(
     model: &M,
     ops: &[SearchOp<'_, M::Op>],
     budget: &Budget,
+    cancelled: &dyn Fn() -> bool,
 ) -> (SearchResult<M::State>, SearchStats) {
     let mut search = Search::new(model, ops);
-    let result = search.run(budget);
+    let result = search.run(budget, cancelled);
     let stats = SearchStats {
         steps: search.steps,
         memo_entries: search.memo.entries,
@@ -380,15 +409,25 @@ impl<'m, 'o, M: Model> Search<'m, 'o, M> {
         }
     }
 
-    fn run(&mut self, budget: &Budget) -> SearchResult<M::State> {
+    fn run(&mut self, budget: &Budget, cancelled: &dyn Fn() -> bool) -> SearchResult<M::State> {
         let mut node = self.list.first();
         // `true` when `node` is the start of a new point in the search, where reads go first.
         let mut fresh = true;
+        let mut next_poll = POLL_EVERY_STEPS;
         loop {
             self.steps += 1;
-            #[allow(clippy::disallowed_methods, reason = "the budget is wall-clock time by design")]
-            if self.steps.is_multiple_of(1024) && budget.deadline.is_some_and(|d| Instant::now() >= d) {
-                return SearchResult::OutOfBudget(Exhausted::Time);
+            if budget.max_steps.is_some_and(|max| self.steps > max) {
+                return SearchResult::OutOfBudget(Exhausted::Steps);
+            }
+            if self.steps >= next_poll {
+                next_poll = self.steps + POLL_EVERY_STEPS;
+                if cancelled() {
+                    return SearchResult::Cancelled;
+                }
+                #[allow(clippy::disallowed_methods, reason = "the budget is wall-clock time by design")]
+                if budget.deadline.is_some_and(|d| Instant::now() >= d) {
+                    return SearchResult::OutOfBudget(Exhausted::Time);
+                }
             }
             let mut dead_end = None;
             if fresh {
@@ -448,5 +487,59 @@ impl<'m, 'o, M: Model> Search<'m, 'o, M> {
                 None => return self.not_linearizable(dead_end.unwrap_or(0)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Operation;
+
+    /// Counts the ops placed; every op fits every state.
+    struct Counter;
+
+    impl Model for Counter {
+        type Op = ();
+        type State = u32;
+        fn name(&self) -> &'static str {
+            "counter"
+        }
+        fn init(&self) -> u32 {
+            0
+        }
+        fn parse(&self, _: &Operation) -> Result<(), String> {
+            Ok(())
+        }
+        fn partition_by_key(&self) -> bool {
+            false
+        }
+        fn step(&self, state: &u32, _: &()) -> Option<u32> {
+            Some(state + 1)
+        }
+        fn describe_op(&self, _: &()) -> String {
+            "count".to_string()
+        }
+        fn describe_state(&self, state: &u32) -> String {
+            state.to_string()
+        }
+        fn requirement(&self, _: &()) -> String {
+            "nothing".to_string()
+        }
+    }
+
+    /// A search asked to stop gives up at its next poll, whatever it was doing: that is what lets the check
+    /// drop a key's search once an earlier key has failed.
+    #[test]
+    fn a_cancelled_search_stops_at_its_next_poll() {
+        // 1,000 concurrent ops: a search that is not stopped takes a few thousand steps.
+        let ops: Vec<SearchOp<'_, ()>> =
+            (0..1_000).map(|i| SearchOp { op: &(), invoke_index: i, return_index: Some(1_000 + i) }).collect();
+        let (result, stats) = search(&Counter, &ops, &Budget::unlimited(), &|| false);
+        assert!(matches!(result, SearchResult::Linearizable));
+        assert!(stats.steps > 2 * POLL_EVERY_STEPS, "{} steps", stats.steps);
+
+        let (result, stats) = search(&Counter, &ops, &Budget::unlimited(), &|| true);
+        assert!(matches!(result, SearchResult::Cancelled));
+        assert_eq!(stats.steps, POLL_EVERY_STEPS);
     }
 }

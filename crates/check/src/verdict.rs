@@ -37,8 +37,12 @@ impl Outcome {
 pub struct Verdict {
     pub outcome: Outcome,
     pub model: String,
-    /// One entry per key (or a single entry with `key: null` when the model does not split by key), in key order.
+    /// One entry per key checked (or a single entry with `key: null` when the model does not split by key),
+    /// in key order.
     pub partitions: Vec<PartitionVerdict>,
+    /// Keys not checked, in key order: a key before them was proven not linearizable, which decided the
+    /// outcome, and the check stopped there (see `CheckOptions::all_keys`). Empty when every key was checked.
+    pub unchecked_keys: Vec<Option<String>>,
     pub stats: Stats,
 }
 
@@ -55,10 +59,12 @@ impl Verdict {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
-    /// Operations checked (after dropping failed ops); unknown reads are counted but not searched.
+    /// Operations in the history after dropping failed ops, in checked and unchecked keys alike; unknown
+    /// reads are counted but not searched.
     pub operations: usize,
     pub unknown_outcomes: usize,
-    /// Search steps over all partitions.
+    /// Search steps over the partitions in `partitions`. Work a thread spent on a key that was then cancelled
+    /// is not counted, so the figure does not depend on thread timing.
     pub steps: u64,
     /// The largest memo of any partition: entries, and an estimate of its size in bytes.
     pub peak_memo_entries: usize,

@@ -170,3 +170,57 @@ fn timeouts_parse_with_units() {
     assert!(parse_duration("soon").is_err());
     assert!(parse_duration("99999999999999999999h").is_err());
 }
+
+/// Porcupine's kv histories start every key at `""`. Naming the model the format already implies must not
+/// change that: `--model kv` once reset the initial value to absent, and this linearizable history (a get of
+/// an untouched key returns `""`) was reported NOT linearizable.
+#[test]
+fn naming_the_model_keeps_the_initial_value_of_the_input_format() {
+    let f = file(
+        "{:process 1, :type :invoke, :f :get, :key \"1\", :value nil}\n\
+         {:process 1, :type :ok, :f :get, :key \"1\", :value \"\"}\n",
+        ".edn",
+    );
+    let path = f.path().to_str().expect("utf-8 path");
+    assert_eq!(check(&[path]).code, 0);
+    let run = check(&[path, "--model", "kv"]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    let run = check(&[path, "--format", "porcupine-kv", "--model", "kv"]);
+    assert_eq!(run.code, 0, "{}", run.out);
+    // `--initial` still wins over the format.
+    assert_eq!(check(&[path, "--model", "kv", "--initial", "nil"]).code, 1);
+}
+
+/// Key `a` fails; by default `b` is not searched and the report says so; `--all-keys` explains both. The
+/// outcome and exit code are the same.
+#[test]
+fn all_keys_explains_keys_after_the_first_failing_one() {
+    let f = file(
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"get\",\"key\":\"a\"}\n\
+         {\"process\":0,\"type\":\"ok\",\"f\":\"get\",\"key\":\"a\",\"value\":7}\n\
+         {\"process\":1,\"type\":\"invoke\",\"f\":\"get\",\"key\":\"b\"}\n\
+         {\"process\":1,\"type\":\"ok\",\"f\":\"get\",\"key\":\"b\",\"value\":8}\n",
+        ".jsonl",
+    );
+    let path = f.path().to_str().expect("utf-8 path");
+    let run = check(&[path, "--threads", "1"]);
+    assert_eq!(run.code, 1, "{}", run.out);
+    assert!(run.out.contains("1 later key was not checked (--all-keys checks every key)"), "{}", run.out);
+    assert!(run.out.contains("key \"a\" is NOT linearizable") && !run.out.contains("key \"b\""), "{}", run.out);
+
+    let run = check(&[path, "--all-keys"]);
+    assert_eq!(run.code, 1, "{}", run.out);
+    assert!(!run.out.contains("not checked"), "{}", run.out);
+    assert!(run.out.contains("key \"b\" is NOT linearizable"), "{}", run.out);
+
+    let run = check(&[path, "--output", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&run.out).expect("valid JSON");
+    assert_eq!(json["unchecked_keys"], serde_json::json!(["b"]));
+
+    // The drawing must not call an unsearched key linearizable.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let page = dir.path().join("report.html");
+    assert_eq!(check(&[path, "--html", page.to_str().expect("utf-8 path")]).code, 1);
+    let html = std::fs::read_to_string(&page).expect("page written");
+    assert!(html.contains("key &quot;b&quot;: not checked") || html.contains("key \"b\": not checked"), "{html}");
+}

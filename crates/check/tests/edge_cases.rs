@@ -163,6 +163,28 @@ fn an_exhausted_budget_gives_unknown() {
     assert!(verdict.partitions[0].unknown_reason.as_deref().is_some_and(|r| r.contains("memory")));
 }
 
+/// A step budget is deterministic: the same history runs out at the same step, with the same verdict, every
+/// time; a budget the search does not need changes nothing.
+#[test]
+fn a_step_budget_gives_unknown_at_the_same_step_every_time() {
+    use quorumlab_check::synth::{kv_history, SplitMix, SynthConfig};
+    let config = SynthConfig { operations: 300, keys: 1, clients: 8, unknown_per_mille: 0 };
+    let history = kv_history(&config, &mut SplitMix(7));
+    let full = check_history(&history, &kv(), &Budget::unlimited()).expect("well-formed");
+    assert_eq!(full.outcome, Outcome::Linearizable);
+    assert!(full.stats.steps > 100, "the history needs some search: {} steps", full.stats.steps);
+
+    let tight = Budget::with_max_steps(full.stats.steps / 2);
+    let first = check_history(&history, &kv(), &tight).expect("well-formed");
+    assert_eq!(first.outcome, Outcome::Unknown);
+    let reason = first.partitions[0].unknown_reason.as_deref().unwrap_or_default();
+    assert!(reason.contains(&format!("{} steps", full.stats.steps / 2)), "{reason}");
+    assert_eq!(check_history(&history, &kv(), &tight).expect("well-formed"), first);
+
+    let roomy = check_history(&history, &kv(), &Budget::with_max_steps(full.stats.steps)).expect("well-formed");
+    assert_eq!(roomy, full);
+}
+
 /// A Knossos multi-register transaction reads what the previous transaction wrote.
 #[test]
 fn multi_register_transactions_are_atomic() {

@@ -90,12 +90,32 @@ pub fn read_history(text: &str, format: InputFormat) -> Result<(History, InputFo
 /// `txn` ops → multi-register; JSON and Porcupine kv → kv (Porcupine's keys start as `""`);
 /// the etcd log → kv on one unnamed key (`nil` = absent); other EDN → Knossos's cas-register at 0.
 pub fn default_model(format: InputFormat, history: &History) -> ModelKind {
-    if history.events.iter().any(|e| e.f == "txn") {
-        return ModelKind::MultiRegister(MultiRegister::default());
-    }
+    let model = if history.events.iter().any(|e| e.f == "txn") {
+        ModelKind::MultiRegister(MultiRegister::default())
+    } else {
+        match format {
+            InputFormat::PorcupineKv | InputFormat::Json | InputFormat::JepsenLog => ModelKind::Kv(Kv::default()),
+            InputFormat::JepsenEdn | InputFormat::Auto => ModelKind::CasRegister(CasRegister::default()),
+        }
+    };
+    with_format_initial(format, model)
+}
+
+/// The initial value the format itself defines for every key, if it defines one: Porcupine's kv test
+/// starts every key at `""`. Other formats leave it to the model (`nil` for kv, `0` for registers).
+pub fn initial_value(format: InputFormat) -> Option<Value> {
     match format {
-        InputFormat::PorcupineKv => ModelKind::Kv(Kv { initial: Value::Str(String::new()) }),
-        InputFormat::Json | InputFormat::JepsenLog => ModelKind::Kv(Kv::default()),
-        InputFormat::JepsenEdn | InputFormat::Auto => ModelKind::CasRegister(CasRegister::default()),
+        InputFormat::PorcupineKv => Some(Value::Str(String::new())),
+        InputFormat::Json | InputFormat::JepsenLog | InputFormat::JepsenEdn | InputFormat::Auto => None,
+    }
+}
+
+/// `model` starting from the format's initial value, when the format defines one. A model named by the user
+/// goes through here too, so naming the model a format already implies cannot change the verdict; only an
+/// explicit initial value (`--initial`) overrides the format.
+pub fn with_format_initial(format: InputFormat, model: ModelKind) -> ModelKind {
+    match initial_value(format) {
+        Some(initial) => model.with_initial(initial),
+        None => model,
     }
 }

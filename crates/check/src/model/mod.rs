@@ -25,8 +25,9 @@ use std::hash::Hash;
 use crate::history::Operation;
 use crate::value::Value;
 
-pub trait Model {
-    type Op: Clone + Debug;
+/// `Sync` because partitions are searched on several threads at once, all sharing the model and the ops.
+pub trait Model: Sync {
+    type Op: Clone + Debug + Sync;
     type State: Clone + Eq + Hash + Debug;
 
     /// The name used on the command line and in reports.

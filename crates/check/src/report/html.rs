@@ -48,7 +48,12 @@ pub fn render(verdict: &Verdict, partitions: &[PartitionOps], text_report: &str)
         let placed: BTreeSet<usize> =
             violation.map(|v| v.prefix.iter().map(|p| p.op.interval.invoke_index).collect()).unwrap_or_default();
         let title = key.as_ref().map_or("the history".to_string(), |k| format!("key {k:?}"));
-        let _ = writeln!(html, "<h2>{}: {}</h2>", escape(&title), outcome_of(key).words());
+        let words = if verdict.unchecked_keys.contains(key) {
+            "not checked (an earlier key already failed)"
+        } else {
+            outcome_of(key).words()
+        };
+        let _ = writeln!(html, "<h2>{}: {}</h2>", escape(&title), words);
         draw(&mut html, ops, culprit, &placed);
     }
     if partitions.len() > MAX_PARTITIONS {

@@ -23,6 +23,14 @@ pub fn render(verdict: &Verdict, source: &str) -> String {
         s.peak_memo_entries,
         bytes(s.peak_memo_bytes_estimate),
     );
+    if !verdict.unchecked_keys.is_empty() {
+        let n = verdict.unchecked_keys.len();
+        let _ = writeln!(
+            out,
+            "Stopped at the first key that is not linearizable: {n} later key{} not checked (--all-keys checks every key).",
+            if n == 1 { " was" } else { "s were" }
+        );
+    }
     let linearizable = verdict.partitions.iter().filter(|p| p.outcome == Outcome::Linearizable).count();
     if linearizable > 0 && linearizable < verdict.partitions.len() {
         let _ = writeln!(out, "{linearizable} of {} keys are linearizable.", verdict.partitions.len());

@@ -40,3 +40,49 @@ pub fn edn_files(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+use quorumlab_check::synth::{kv_history, SplitMix, SynthConfig};
+use quorumlab_check::{EventKind, History, Value};
+
+/// The shape of issue 8's report: 50 clients and 10 keys `k0`…`k9`. 25 clients work on nine easy keys; the
+/// other 25 hammer `hard_key` alone with `hard_ops` operations, 2 % of them with unknown outcomes, which makes
+/// its search expensive although it is linearizable. One early read of `failing_key` is changed to a value
+/// nobody wrote, so that key is not linearizable and its search fails within a few steps.
+pub fn fifty_clients_ten_keys(failing_key: usize, hard_key: usize, hard_ops: usize) -> History {
+    assert_ne!(failing_key, hard_key);
+    let easy_names: Vec<String> = (0..10).filter(|&k| k != hard_key).map(|k| format!("k{k}")).collect();
+    let easy = SynthConfig { operations: 2_000, keys: 9, clients: 25, unknown_per_mille: 10 };
+    let mut easy = kv_history(&easy, &mut SplitMix(11));
+    for event in &mut easy.events {
+        let synthetic: usize = event.key.as_deref().and_then(|k| k[1..].parse().ok()).expect("synth keys are k<n>");
+        event.key = Some(easy_names[synthetic].clone());
+    }
+    let hard = SynthConfig { operations: hard_ops, keys: 1, clients: 25, unknown_per_mille: 20 };
+    let mut hard = kv_history(&hard, &mut SplitMix(5));
+    for event in &mut hard.events {
+        event.key = Some(format!("k{hard_key}"));
+        event.process += 25;
+    }
+    // Both generators stamp event i of their run at a time that only grows: merging by time keeps each
+    // history's order and each process's invoke before its completion.
+    let mut events = Vec::with_capacity(easy.events.len() + hard.events.len());
+    let (mut a, mut b) = (easy.events.into_iter().peekable(), hard.events.into_iter().peekable());
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => x.time_ns <= y.time_ns,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        events.extend(if take_a { a.next() } else { b.next() });
+    }
+    let mut history = History { events };
+    let failing = format!("k{failing_key}");
+    let read = history
+        .events
+        .iter()
+        .position(|e| e.kind == EventKind::Ok && e.f == "get" && e.key.as_deref() == Some(failing.as_str()))
+        .expect("the failing key has a successful get");
+    history.events[read].value = Value::Str("never written".into());
+    history
+}
