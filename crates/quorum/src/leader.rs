@@ -369,6 +369,7 @@ pub fn predict_with_leader(
     let story = Story { net: &net, variant, start, first: &first, leaders_after: &leaders_after, churns };
     let summary = story.summary();
     let reasons = client_dcs.iter().map(|(dc, &a)| (dc.clone(), story.reason(dc, a, &summary))).collect();
+    let summary = capitalized(&summary);
     let caveats = story.caveats();
     LeaderPrediction {
         variant,
@@ -382,6 +383,11 @@ pub fn predict_with_leader(
         summary,
         caveats,
     }
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
 }
 
 /// The sentences: built from the same sets the verdicts come from.
@@ -443,8 +449,9 @@ impl Story<'_> {
             ),
             (RaftVariant::Plain, _) => format!(
                 "Without PreVote, {disruptors} miss {name}'s heartbeats and keep campaigning; the higher terms reach \
-                 it and it steps down. Writes stall at each election until {after} wins, the only leader(s) every \
-                 campaigner stays quiet under."
+                 it and it steps down. Writes stall at each election until {} wins: no voter can unseat {}.",
+                if self.leaders_after.len() == 1 { after.clone() } else { format!("one of {after}") },
+                if self.leaders_after.len() == 1 { "it" } else { "them" },
             ),
             (RaftVariant::PreVote, _) => format!(
                 "With PreVote, {disruptors} can still win a pre-vote while their logs are as fresh as the voters' \
@@ -455,6 +462,33 @@ impl Story<'_> {
                  adopt their higher term and step down (disruption allowed, not required), so any of {after} may \
                  lead."
             ),
+        }
+    }
+
+    /// Why leadership may be elsewhere, in a clause.
+    fn why_moved(&self) -> String {
+        let net = self.net;
+        let Some(start) = self.start else {
+            return "no leader when the fault starts: any possible leader may win".into();
+        };
+        let name = self.leader_name(start.leader);
+        if !net.possible.contains(&start.leader) {
+            return format!("{name} lost its majority, and the voters that miss it elect another");
+        }
+        let disruptors = net.hosts(&self.first.disruptors);
+        match self.variant {
+            RaftVariant::Plain if self.churns => {
+                format!("{disruptors} unseat every leader they miss: leadership churns")
+            }
+            RaftVariant::Plain => format!("{disruptors} unseat {name} and every leader they miss"),
+            RaftVariant::PreVote => {
+                format!("{disruptors} may win a pre-vote while their logs are as fresh as the voters' (allowed, not required)")
+            }
+            RaftVariant::LeaderLease => {
+                format!(
+                    "{disruptors} may unseat {name} with a vote request sent straight to it (allowed, not required)"
+                )
+            }
         }
     }
 
@@ -469,14 +503,18 @@ impl Story<'_> {
                     format!("{dc} can write: {} is in {dc} and keeps its majority.", self.leader_name(reign.leader))
                 }
                 Some(reign) => {
-                    let via = net.topology.nodes_in_dc(dc).into_iter().find(|&n| net.connectivity.two_way(n, reign.leader));
+                    let via =
+                        net.topology.nodes_in_dc(dc).into_iter().find(|&n| net.connectivity.two_way(n, reign.leader));
                     format!(
                         "{dc} can write: {} exchanges messages both ways with {}, which keeps its majority.",
                         via.map_or_else(|| dc.to_string(), |n| net.host(n)),
                         self.leader_name(reign.leader)
                     )
                 }
-                None => format!("{dc} can write once elections settle: every leader that may settle ({after}) serves {dc}. {summary}"),
+                None => format!(
+                    "{dc} can write once elections settle: every leader that may settle ({after}) serves {dc}; {}.",
+                    self.why_moved()
+                ),
             },
             Availability::Unavailable => {
                 if self.leaders_after.is_empty() {
@@ -502,19 +540,26 @@ impl Story<'_> {
                         ),
                     };
                 }
-                format!("{dc} cannot write: none of the leaders that may settle ({after}) serves {dc}. {summary}")
+                format!(
+                    "{dc} cannot write: none of the leaders that may settle ({after}) serves {dc}; {}.",
+                    self.why_moved()
+                )
             }
             Availability::Either => {
                 let (served, unserved): (BTreeSet<NodeId>, BTreeSet<NodeId>) =
                     self.leaders_after.iter().partition(|&&l| net.serves(l, dc));
                 if unserved.is_empty() {
-                    return format!("{dc} may or may not write: every leader serves it, but {summary}");
+                    return format!(
+                        "{dc} may or may not write: leaders that serve it are unseated again and again; {}.",
+                        self.why_moved()
+                    );
                 }
                 format!(
-                    "{dc} may or may not write: {} would serve it, {} would not, and which leads depends on a race. \
-                     {summary}",
+                    "{dc} may or may not write: {} would serve it, {} would not, and which leads depends on a race; \
+                     {}.",
                     net.hosts(&served),
-                    net.hosts(&unserved)
+                    net.hosts(&unserved),
+                    self.why_moved()
                 )
             }
         }
@@ -524,7 +569,7 @@ impl Story<'_> {
         let net = self.net;
         let mut caveats = Vec::new();
         // A concrete name when one exists: a possible leader outside the starting leader's majority.
-        let outsider = self.start.and_then(|r| {
+        let outsider = self.start.filter(|r| net.possible.contains(&r.leader)).and_then(|r| {
             let quorum = net.union.quorum_of(r.leader);
             self.leaders_after.iter().copied().find(|l| !quorum.contains(l)).map(|l| (r.leader, l))
         });
@@ -549,6 +594,9 @@ impl Story<'_> {
         caveats
     }
 }
+
+mod timeline;
+pub use timeline::{term_timeline, TimelineRow};
 
 #[cfg(test)]
 mod tests;

@@ -17,11 +17,13 @@
 pub mod cli;
 pub mod connectivity;
 pub mod explain;
+pub mod fault_report;
 pub mod guide;
 pub mod leader;
 pub mod majority;
 pub mod place;
 pub mod predict;
+pub mod raft_view;
 pub mod report;
 pub mod shipped;
 pub mod table;
