@@ -12,7 +12,9 @@ use crate::place::{place, MAX_DCS, MAX_VOTERS};
 use crate::report::Doc;
 
 /// Version of the JSON field names documented in `docs/quorum-json.md`; bumped on any breaking change.
-pub const JSON_SCHEMA_VERSION: u32 = 1;
+/// Version 2: `bridges` became `both_sides_seen_by`, `disruptors` became an object per election rule, and
+/// `explain` gained `learners`, `quorumlab_node_variant` and per-fault `raft` outcomes.
+pub const JSON_SCHEMA_VERSION: u32 = 2;
 
 /// Largest `--max` for `quorum table`.
 pub const MAX_TABLE_SIZE: usize = 999;
@@ -33,10 +35,21 @@ pub enum Command {
         #[command(flatten)]
         format: FormatArg,
     },
-    /// What a topology survives: every DC loss, every link cut, every pair of them, with the arithmetic.
+    /// What a topology survives: every DC loss, every link cut, every pair of them, with the arithmetic and
+    /// what Raft does per leader location; with --fault, one fault in detail.
     Explain {
         /// A topology file, or a shipped name such as etcd-2-2-1.
         topology: String,
+        /// One fault to explain in detail (repeat for several at once): lose:DC, isolate:DC, cut:DC:DC,
+        /// drop:DC:DC (messages from the first to the second), crash:HOST, isolate:HOST, drop:HOST:HOST.
+        #[arg(long = "fault", value_name = "SPEC")]
+        faults: Vec<String>,
+        /// With --fault: the host leading when the fault starts; adds every node's part, per election rule.
+        #[arg(long, value_name = "HOST")]
+        leader: Option<String>,
+        /// With --fault: the quorum rule for "can lead"; `half` is deliberately wrong, to show split brain.
+        #[arg(long, value_enum, default_value_t = Rule::Majority)]
+        rule: Rule,
         #[command(flatten)]
         format: FormatArg,
     },
@@ -52,6 +65,16 @@ pub enum Command {
         #[command(flatten)]
         format: FormatArg,
     },
+}
+
+/// The quorum rule `explain --fault` counts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Rule {
+    /// n/2 + 1, what Raft uses.
+    #[default]
+    Majority,
+    /// n/2: wrong on purpose; two halves of an even cluster can both lead.
+    Half,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -97,10 +120,27 @@ fn execute(args: Args) -> Result<String, (i32, String)> {
             let report = crate::table::table_report(max);
             render("table", &report, report.doc(), format.format)
         }
-        Command::Explain { topology, format } => {
+        Command::Explain { topology, faults, leader, rule, format } => {
             let topology = crate::shipped::resolve(&topology).map_err(|error| (2, error.to_string()))?;
-            let report = crate::explain::explain(&topology).map_err(|error| (1, error.to_string()))?;
-            render("explain", &report, report.doc(), format.format)
+            if faults.is_empty() {
+                if leader.is_some() || rule != Rule::Majority {
+                    return Err((2, "--leader and --rule need a --fault to apply to".to_string()));
+                }
+                let report = crate::explain::explain(&topology).map_err(|error| (1, error.to_string()))?;
+                return render("explain", &report, report.doc(), format.format);
+            }
+            let shapes = faults
+                .iter()
+                .map(|spec| crate::fault_report::parse_fault(&topology, spec))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|message| (2, message))?;
+            let rule = match rule {
+                Rule::Majority => crate::majority::QuorumRule::MAJORITY,
+                Rule::Half => crate::majority::QuorumRule::HALF,
+            };
+            let report = crate::fault_report::fault_report(&topology, shapes, leader.as_deref(), rule)
+                .map_err(|message| (2, message))?;
+            render("explain", &report, report.doc(&topology), format.format)
         }
         Command::Place { voters, dcs, max_per_dc, format } => {
             let report = place(voters, dcs, max_per_dc).map_err(|error| {

@@ -8,8 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::connectivity::{Connectivity, FaultShape};
+use crate::leader::RaftVariant;
 use crate::majority::{failures_tolerated, min_overlap, most_distant_majorities};
 use crate::predict::{predict, Prediction};
+use crate::raft_view::{self, Disruptors, RaftOutcome};
 use crate::report::Doc;
 use crate::topology::{NodeId, Topology};
 
@@ -43,14 +45,18 @@ pub struct LeaderAttempt {
 pub struct FaultCase {
     pub label: String,
     pub faults: Vec<FaultShape>,
-    /// For each cut link in this case, `(a, b, datacenters that still see both)`.
-    pub bridges: Vec<(String, String, Vec<String>)>,
+    /// For each cut link in this case, `(a, b, datacenters that still exchange messages with both ends)`.
+    /// Nothing is relayed through them: Raft never forwards messages; each side simply reaches them directly.
+    pub both_sides_seen_by: Vec<(String, String, Vec<String>)>,
     pub majority_survives: bool,
     pub leader_dcs: Vec<String>,
     pub attempts: Vec<LeaderAttempt>,
     pub client_dcs_can_commit: Vec<String>,
     pub client_dcs_cannot_commit: Vec<String>,
-    pub disruptors: Vec<String>,
+    /// Who can unseat a possible leader, per variant (see [`crate::raft_view::DISRUPTOR_DEFINITION`]).
+    pub disruptors: Disruptors,
+    /// What Raft does: per leader location at the fault's start and per variant, once elections settle.
+    pub raft: Vec<RaftOutcome>,
 }
 
 /// Two majorities, named, and the voters they share.
@@ -77,6 +83,10 @@ pub struct ExplainReport {
     pub voters: usize,
     pub majority: usize,
     pub failures_tolerated: usize,
+    /// Learners in the whole cluster: they copy the log and never count toward a majority.
+    pub learners: usize,
+    /// The election rules quorumlab's node follows (openraft 0.9): `leader_lease`.
+    pub quorumlab_node_variant: RaftVariant,
     pub datacenters: Vec<DcSummary>,
     pub single_faults: Vec<FaultCase>,
     pub double_faults: Vec<FaultCase>,
@@ -117,6 +127,8 @@ pub fn explain(topology: &Topology) -> Result<ExplainReport, crate::FaultError> 
         voters: topology.voter_count(),
         majority: topology.majority(),
         failures_tolerated: failures_tolerated(topology.voter_count()),
+        learners: topology.nodes().len() - topology.voter_count(),
+        quorumlab_node_variant: RaftVariant::QUORUMLAB_NODE,
         datacenters,
         single_faults,
         double_faults,
@@ -200,9 +212,13 @@ pub(crate) fn fault_case(topology: &Topology, faults: Vec<FaultShape>) -> Result
     }
     let leader_dcs: Vec<String> = attempts.iter().filter(|a| a.holds_majority).map(|a| a.dc.clone()).collect();
     let (can, cannot): (Vec<_>, Vec<_>) = prediction.client_dcs.iter().partition(|(_, &ok)| ok);
-    let bridges = bridges(topology, &faults, &connectivity);
+    let both_sides_seen_by = seen_from_both_sides(topology, &faults, &connectivity);
     let single = faults.len() == 1;
-    let label = faults.iter().map(|fault| labelled(topology, fault, &bridges, single)).collect::<Vec<_>>().join(" + ");
+    let label = faults
+        .iter()
+        .map(|fault| labelled(topology, fault, &both_sides_seen_by, single))
+        .collect::<Vec<_>>()
+        .join(" + ");
     Ok(FaultCase {
         label,
         majority_survives: prediction.any_leader_possible(),
@@ -210,8 +226,9 @@ pub(crate) fn fault_case(topology: &Topology, faults: Vec<FaultShape>) -> Result
         attempts,
         client_dcs_can_commit: can.into_iter().map(|(dc, _)| dc.clone()).collect(),
         client_dcs_cannot_commit: cannot.into_iter().map(|(dc, _)| dc.clone()).collect(),
-        disruptors: hosts(topology, &prediction.disruptors()),
-        bridges,
+        disruptors: raft_view::disruptors(topology, &connectivity),
+        raft: raft_view::outcomes(topology, &connectivity),
+        both_sides_seen_by,
         faults,
     })
 }
@@ -219,20 +236,21 @@ pub(crate) fn fault_case(topology: &Topology, faults: Vec<FaultShape>) -> Result
 fn labelled(
     topology: &Topology,
     fault: &FaultShape,
-    bridges: &[(String, String, Vec<String>)],
+    seen_by: &[(String, String, Vec<String>)],
     single: bool,
 ) -> String {
     let label = fault.label(topology);
     let FaultShape::CutDcLink { a, b } = fault else { return label };
-    match bridges.iter().find(|(x, y, _)| x == a && y == b) {
-        Some((_, _, via)) if !via.is_empty() => format!("{label} ({} bridges)", via.join(", ")),
-        _ if single => format!("{label} (no bridge)"),
+    match seen_by.iter().find(|(x, y, _)| x == a && y == b) {
+        Some((_, _, via)) if via.len() == 1 => format!("{label} ({} sees both sides)", via[0]),
+        Some((_, _, via)) if !via.is_empty() => format!("{label} ({} see both sides)", via.join(", ")),
+        _ if single => format!("{label} (nobody sees both sides)"),
         _ => label,
     }
 }
 
 /// For each cut link, the datacenters that still exchange messages with both of its ends.
-fn bridges(
+fn seen_from_both_sides(
     topology: &Topology,
     faults: &[FaultShape],
     connectivity: &Connectivity,
@@ -325,7 +343,7 @@ impl ExplainReport {
             })
             .collect();
         doc.table(&["datacenter", "voters", "learners", "clients", "hosts"], rows);
-        doc.lines(vec![
+        let mut arithmetic = vec![
             format!("voters            = {}", self.voters),
             format!("majority          = {}/2 + 1 = {}", self.voters, self.majority),
             format!(
@@ -335,7 +353,25 @@ impl ExplainReport {
                 self.failures_tolerated,
                 if self.failures_tolerated == 1 { "voter" } else { "voters" }
             ),
-        ]);
+        ];
+        arithmetic.push(format!(
+            "learners          = {}: they copy the log but never vote and never count toward a majority",
+            self.learners
+        ));
+        doc.lines(arithmetic);
+        let voterless: Vec<String> =
+            self.datacenters.iter().filter(|dc| dc.clients && dc.voters == 0).map(|dc| dc.name.clone()).collect();
+        if !voterless.is_empty() {
+            doc.para(format!(
+                "{} {} clients but no voters: {} clients write through {} learners, which pass the writes to \
+                 the leader in another datacenter, so they can write only while a learner there reaches the leader \
+                 both ways. A learner adds no vote and no tolerance (Raft dissertation §4.2.1).",
+                voterless.join(", "),
+                if voterless.len() == 1 { "has" } else { "have" },
+                if voterless.len() == 1 { "its" } else { "their" },
+                if voterless.len() == 1 { "its" } else { "their" },
+            ));
+        }
 
         doc.heading("One fault at a time");
         doc.para(
@@ -358,13 +394,48 @@ impl ExplainReport {
         }
         doc.table(&["fault", "leader in", "votes it can gather", "verdict", "clients it serves"], rows);
         doc.para(
-            "Where two datacenters could each lead, they are alternatives, never at once: see the shared voter \
-             below. Clients whose datacenter reaches no possible leader must wait; their writes are refused, not lost.",
+            "Where leaders in two datacenters are possible, there is still at most one leader per term: their \
+             majorities share a voter, who votes once per term (see below). Clients whose datacenter reaches no \
+             possible leader must wait; their writes are refused, not lost. This table is what the network allows; \
+             which possible leader really leads depends on where the leader is when the fault starts and on the \
+             election rules:",
         );
+
+        doc.heading("What Raft does: per leader location and election rule");
+        doc.para(raft_view::LEGEND);
+        let order: Vec<&str> = self.datacenters.iter().filter(|dc| dc.clients).map(|dc| dc.name.as_str()).collect();
+        let mut rows = Vec::new();
+        for case in &self.single_faults {
+            rows.extend(raft_view::rows(&case.label, &case.raft, &order));
+        }
+        doc.table(&raft_view::HEADER, rows);
+        doc.para(
+            "With no leader at the start (\"none\"), PreVote and the lease rule give the union view of the table \
+             above: any possible leader may win. Plain Raft can be narrower: leaders that some voter keeps \
+             unseating give way to one nobody can unseat. Log freshness is not in the table: once a leader commits a write during the fault, a \
+             voter that missed it can no longer win an election (§5.4.1), which can only narrow who leads.",
+        );
+        doc.para(raft_view::DISRUPTOR_DEFINITION);
+        let mut lines = vec!["fault: plain Raft | PreVote | leader lease".to_string()];
+        for case in &self.single_faults {
+            let d = &case.disruptors;
+            lines.push(format!(
+                "{}: {} | {} | {}",
+                case.label,
+                list_or_none(&d.plain),
+                list_or_none(&d.prevote),
+                list_or_none(&d.lease)
+            ));
+        }
+        doc.lines(lines);
 
         if !self.double_faults.is_empty() {
             doc.heading("Two faults at once");
-            doc.para("Pairs that cut a link to a lost datacenter repeat the loss alone and are left out.");
+            doc.para(
+                "Pairs that cut a link to a lost datacenter repeat the loss alone and are left out. The last column \
+                 is the union view (clients that reach some possible leader); `quorum explain --fault … --fault …` \
+                 shows what Raft does per leader location.",
+            );
             let rows = self
                 .double_faults
                 .iter()
@@ -376,10 +447,16 @@ impl ExplainReport {
                         .max_by_key(|a| (a.holds_majority, a.votes))
                         .map_or("every voter lost".to_string(), |a| format!("{}: {}", a.dc, a.arithmetic));
                     let verdict = if case.majority_survives { "majority" } else { "no majority" };
-                    vec![case.label.clone(), list_or_none(&case.leader_dcs), best, verdict.to_string()]
+                    vec![
+                        case.label.clone(),
+                        list_or_none(&case.leader_dcs),
+                        best,
+                        verdict.to_string(),
+                        list_or_none(&case.client_dcs_can_commit),
+                    ]
                 })
                 .collect();
-            doc.table(&["faults", "leader can be in", "best attempt", "verdict"], rows);
+            doc.table(&["faults", "leader can be in", "best attempt", "verdict", "clients that may write"], rows);
         }
 
         doc.heading("Why two leaders can never both commit");
@@ -394,8 +471,6 @@ impl ExplainReport {
                 self.intersection.min_overlap,
                 if self.intersection.min_overlap == 1 { "voter" } else { "voters" }
             ),
-            "A shared voter grants one vote per term and keeps what it acknowledged, so two candidates cannot".into(),
-            "both win a term, and every new leader's majority holds every committed write.".into(),
         ]);
         let mut lines = Vec::new();
         for example in &self.intersection.examples {
@@ -405,6 +480,23 @@ impl ExplainReport {
             lines.push(format!("  share {}", example.shared.join(" ")));
         }
         doc.lines(lines);
+        doc.lines(vec![
+            "1. One leader per term (§5.2): a shared voter grants one vote per term, so two candidates cannot both"
+                .into(),
+            "   win the same term. Two nodes can still both believe they lead, in different terms: a deposed leader"
+                .into(),
+            "   that has not heard of the new term (§8, dissertation §6.4). It commits nothing more, because its"
+                .into(),
+            "   majority now holds the higher term and refuses its appends.".into(),
+            "2. Election restriction (§5.4.1): a voter refuses a candidate whose log is less up to date than its"
+                .into(),
+            "   own, and every majority holds a voter with each committed entry, so every new leader holds every"
+                .into(),
+            "   committed write.".into(),
+            "3. Commit rule (§5.4.2, Figure 8): a leader counts replicas only for an entry of its own term; an".into(),
+            "   entry of an earlier term that is stored on a majority is not yet committed (a later leader may".into(),
+            "   still overwrite it) until an entry of the current term is stored on a majority after it.".into(),
+        ]);
         doc
     }
 }

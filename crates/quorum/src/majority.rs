@@ -15,6 +15,10 @@ pub fn majority(voters: usize) -> usize {
     voters / 2 + 1
 }
 
+fn half(voters: usize) -> usize {
+    voters / 2
+}
+
 /// Voters that may fail while a majority remains: `(voters − 1) / 2` (0 for an empty cluster).
 pub fn failures_tolerated(voters: usize) -> usize {
     voters.saturating_sub(1) / 2
@@ -34,6 +38,10 @@ pub struct QuorumRule {
 
 impl QuorumRule {
     pub const MAJORITY: QuorumRule = QuorumRule { name: "majority (n/2 + 1)", votes_needed: majority };
+
+    /// A deliberately wrong rule, for teaching and negative controls: half the voters, `n / 2`. Two halves of an
+    /// even cluster share nobody, so two leaders could commit at once.
+    pub const HALF: QuorumRule = QuorumRule { name: "half (n/2), WRONG", votes_needed: half };
 
     /// Whether this rule guarantees that any two quorums of `voters` intersect.
     pub fn quorums_intersect(&self, voters: usize) -> bool {

@@ -58,20 +58,20 @@ fn table_text_is_the_etcd_faq_table_and_says_why_even_sizes_add_nothing() {
 fn table_json_has_stable_field_names() {
     let value = json("table --max 4");
     assert_eq!(value["command"], "table");
-    assert_eq!(value["schema_version"], 1);
+    assert_eq!(value["schema_version"], 2);
     assert_eq!(value["rows"][3], serde_json::json!({"voters": 4, "majority": 3, "failures_tolerated": 1}));
     assert!(value["even_size_note"].as_str().is_some_and(|s| s.contains("no tolerance")));
 }
 
 #[test]
-fn explain_2_2_1_shows_the_bridge_the_arithmetic_and_the_shared_voter() {
+fn explain_2_2_1_shows_who_sees_both_sides_the_arithmetic_and_the_shared_voter() {
     let (code, out, _) = quorum("explain etcd-2-2-1");
     assert_eq!(code, 0);
     assert!(out.contains("majority          = 5/2 + 1 = 3"));
-    assert!(out.contains("cut dc1–dc2 (dc3 bridges)  dc1        dc1 + dc3 = 2 + 1 = 3 ≥ 3"), "{out}");
+    assert!(out.contains("cut dc1–dc2 (dc3 sees both sides)  dc1        dc1 + dc3 = 2 + 1 = 3 ≥ 3"), "{out}");
     assert!(out.contains("                           dc2        dc2 + dc3 = 2 + 1 = 3 ≥ 3"));
     assert!(out.contains("lose dc2 + lose dc3"));
-    assert!(out.contains("cut dc1–dc2 (dc3 bridges): a leader in dc1 or a leader in dc2:\n  {dc1-n1 dc1-n2 dc3-n1}\n  {dc2-n1 dc2-n2 dc3-n1}\n  share dc3-n1"));
+    assert!(out.contains("cut dc1–dc2 (dc3 sees both sides): a leader in dc1 or a leader in dc2:\n  {dc1-n1 dc1-n2 dc3-n1}\n  {dc2-n1 dc2-n2 dc3-n1}\n  share dc3-n1"));
 }
 
 #[test]
@@ -85,11 +85,11 @@ fn explain_json_names_every_fault_with_where_a_majority_survives() {
         .as_array()
         .expect("array")
         .iter()
-        .find(|f| f["label"] == "cut dc1–dc2 (dc3 bridges)")
+        .find(|f| f["label"] == "cut dc1–dc2 (dc3 sees both sides)")
         .expect("the cut");
     assert_eq!(cut["majority_survives"], true);
     assert_eq!(cut["leader_dcs"], serde_json::json!(["dc1", "dc2", "dc3"]));
-    assert_eq!(cut["bridges"], serde_json::json!([["dc1", "dc2", ["dc3"]]]));
+    assert_eq!(cut["both_sides_seen_by"], serde_json::json!([["dc1", "dc2", ["dc3"]]]));
     assert_eq!(cut["attempts"][0]["arithmetic"], "dc1 + dc3 = 2 + 1 = 3 ≥ 3");
     assert_eq!(cut["faults"][0], serde_json::json!({"shape": "cut_dc_link", "a": "dc1", "b": "dc2"}));
     assert_eq!(value["intersection"]["examples"][1]["shared"], serde_json::json!(["dc3-n1"]));
@@ -161,7 +161,12 @@ fn every_documented_json_field_name_is_in_the_json_docs() {
             _ => {}
         }
     }
-    for argv in ["table", "explain etcd-2-2-1", "place --voters 5 --dcs 3"] {
+    for argv in [
+        "table",
+        "explain etcd-2-2-1",
+        "explain etcd-2-2-1 --fault cut:dc1:dc2 --leader dc1-n1",
+        "place --voters 5 --dcs 3",
+    ] {
         let mut keys = Vec::new();
         walk(&json(argv), &mut keys);
         missing.extend(
@@ -171,4 +176,60 @@ fn every_documented_json_field_name_is_in_the_json_docs() {
     missing.sort();
     missing.dedup();
     assert!(missing.is_empty(), "fields missing from docs/quorum-json.md: {missing:?}");
+}
+
+#[test]
+fn explain_one_fault_shows_who_can_lead_and_the_wrong_half_rule_shows_split_brain() {
+    let (code, out, _) = quorum("explain etcd-2-2 --fault cut:dc1:dc2 --rule half");
+    assert_eq!(code, 0);
+    assert!(out.starts_with("etcd-2-2, cut dc1–dc2, rule half (n/2), WRONG: majority = 2\n"), "{out}");
+    assert!(out.contains("share no voter: both could lead and commit at once (split brain)"), "{out}");
+    let (code, out, _) = quorum("explain etcd-2-2 --fault cut:dc1:dc2");
+    assert_eq!(code, 0);
+    assert!(out.contains("  no node can lead: every write is refused until links heal"), "{out}");
+    let (_, out, _) = quorum("explain etcd-3-2 --fault lose:dc1");
+    assert!(out.contains("every write is refused until enough voters are back"), "{out}");
+}
+
+#[test]
+fn explain_the_2_2_1_cut_with_the_leader_in_dc1_strands_dc2_under_quorumlabs_node() {
+    let (code, out, _) = quorum("explain etcd-2-2-1 --fault cut:dc1:dc2 --leader dc1-n1");
+    assert_eq!(code, 0);
+    assert!(out.contains("             dc1-n1           dc1 ✓ dc2 ✓  dc1 ? dc2 ?  dc1 ✓ dc2 ✗   dc1-n1"), "{out}");
+    assert!(out.contains("dc2 cannot write: the dc1 leader dc1-n1 keeps its lease through dc3-n1"), "{out}");
+    let value = json("explain etcd-2-2-1 --fault cut:dc1:dc2 --leader dc1-n1");
+    let lease = value["raft"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|o| o["leader_at_start"] == "dc1-n1" && o["variant"] == "leader_lease")
+        .expect("the lease outcome");
+    assert_eq!(lease["client_dcs"], serde_json::json!({"dc1": "available", "dc2": "unavailable"}));
+    assert_eq!(lease["leaders_after"], serde_json::json!(["dc1-n1"]));
+}
+
+#[test]
+fn explain_fault_flags_refuse_bad_input_with_exit_2() {
+    for argv in [
+        "explain etcd-2-2-1 --fault cut:dc1:dc9",
+        "explain etcd-2-2-1 --fault melt:dc1",
+        "explain etcd-2-2-1 --fault cut:dc1:dc1",
+        "explain etcd-2-2-1 --fault lose:dc1 --leader dc9-n1",
+        "explain etcd-2-2-1 --rule half",
+        "explain etcd-2-2-1 --leader dc1-n1",
+    ] {
+        let (code, out, err) = quorum(argv);
+        assert_eq!((code, out.as_str()), (2, ""), "{argv}: {err}");
+        assert!(!err.is_empty(), "{argv}");
+    }
+}
+
+#[test]
+fn a_client_datacenter_with_only_a_learner_is_valid_and_writes_through_it() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/topologies/learner-dc.toml");
+    let (code, out, err) = quorum(&format!("explain {path}"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("learners          = 1: they copy the log but never vote and never count toward a majority"));
+    assert!(out.contains("dc3 has clients but no voters"), "{out}");
+    assert!(out.contains("lose dc2                           none             dc1 ✓ dc3 ✓"), "{out}");
 }
