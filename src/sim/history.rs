@@ -5,9 +5,14 @@
 //! process whose operation ended in `info` never invokes again: the client continues as a new
 //! process, because the old one may still have a write in flight.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use quorumlab_check::{Budget, Event, EventKind, History, Kv, ModelKind, Value, Verdict};
+use quorumlab_check::{Budget, CheckOptions, Event, EventKind, History, Kv, ModelKind, Value, Verdict};
+
+/// The checker's budget per key for a simulated history; exhausting it gives `unknown`, which the suite reports
+/// as a violation (an unproven history is not a passing one).
+pub const CHECK_STEPS: u64 = 5_000_000;
 
 use super::trace::{sim_now, Trace};
 use crate::client::{Client, Found, ReadError, WriteError};
@@ -29,6 +34,8 @@ pub type AckHook = Arc<dyn Fn(u64, u64, u64) + Send + Sync>;
 struct Inner {
     history: History,
     next_process: u64,
+    /// Which client (e.g. which datacenter's) each process belongs to, where the client said.
+    tags: BTreeMap<u64, String>,
 }
 
 impl Recorder {
@@ -43,11 +50,19 @@ impl Recorder {
         self
     }
 
-    fn new_process(&self) -> u64 {
+    fn new_process(&self, tag: Option<&str>) -> u64 {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let p = inner.next_process;
         inner.next_process += 1;
+        if let Some(tag) = tag {
+            inner.tags.insert(p, tag.to_string());
+        }
         p
+    }
+
+    /// The tag of every process whose client was created with [`Recorder::tagged_client`].
+    pub fn tags(&self) -> BTreeMap<u64, String> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).tags.clone()
     }
 
     fn push(&self, process: u64, kind: EventKind, f: &str, key: &str, value: Value) {
@@ -66,15 +81,17 @@ impl Recorder {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).history.clone()
     }
 
-    /// Checks the history against the `kv` model (absent keys read as nil).
+    /// Checks the history against the `kv` model (absent keys read as nil), within [`CHECK_STEPS`] search steps
+    /// per key: a budget in steps, never wall-clock time, so a seed's verdict is the same on any machine. One
+    /// thread: the suite already runs one simulation per core.
     pub fn check(&self) -> Result<Verdict, String> {
         let model = ModelKind::Kv(Kv::default());
-        quorumlab_check::check_history(
-            &self.history(),
-            &model,
-            &Budget::with_timeout(std::time::Duration::from_secs(60)),
-        )
-        .map_err(|e| e.to_string())
+        let options = CheckOptions {
+            budget: Budget::with_max_steps(CHECK_STEPS),
+            all_keys: false,
+            threads: std::num::NonZeroUsize::new(1),
+        };
+        quorumlab_check::check_history_with_options(&self.history(), &model, &options).map_err(|e| e.to_string())
     }
 
     /// Writes the history in quorumlab's JSON-lines format, for `quorumlab check FILE`.
@@ -86,7 +103,13 @@ impl Recorder {
 
     /// Wraps a client so that everything it does is recorded.
     pub fn client(&self, client: Client) -> RecordingClient {
-        RecordingClient { process: self.new_process(), client, rec: self.clone() }
+        RecordingClient { process: self.new_process(None), client, rec: self.clone(), tag: None }
+    }
+
+    /// Like [`Recorder::client`], with every process it uses tagged (e.g. with its datacenter).
+    pub fn tagged_client(&self, client: Client, tag: &str) -> RecordingClient {
+        let process = self.new_process(Some(tag));
+        RecordingClient { process, client, rec: self.clone(), tag: Some(tag.to_string()) }
     }
 }
 
@@ -95,6 +118,7 @@ pub struct RecordingClient {
     client: Client,
     process: u64,
     rec: Recorder,
+    tag: Option<String>,
 }
 
 fn s(v: &str) -> Value {
@@ -114,7 +138,7 @@ impl RecordingClient {
             Err(WriteError::Failed(_)) => self.rec.push(self.process, EventKind::Fail, f, key, Value::Nil),
             Err(WriteError::Unknown(_)) => {
                 self.rec.push(self.process, EventKind::Info, f, key, Value::Nil);
-                self.process = self.rec.new_process();
+                self.process = self.rec.new_process(self.tag.as_deref());
             }
         }
     }

@@ -17,6 +17,7 @@ pub mod history;
 pub mod invariants;
 pub mod layout;
 pub mod nemesis;
+pub mod run;
 pub mod schedule;
 pub mod trace;
 pub mod workload;
@@ -326,6 +327,13 @@ impl<'a> SimCluster<'a> {
         self.shared.trace.record(format!("nemesis: restart node {id}"));
         let host = self.shared.host(id).to_string();
         self.sim.bounce(host);
+    }
+
+    /// One simulation step, then the safety checks; `Ok(true)` once every client future has finished.
+    pub fn step(&mut self) -> Result<bool, String> {
+        let finished = self.sim.step().map_err(|e| e.to_string())?;
+        self.shared.check_safety()?;
+        Ok(finished)
     }
 
     /// Cuts a node's power. (Until the simulated disk lands this is a process crash.)

@@ -205,6 +205,20 @@ impl Fault {
     }
 }
 
+/// `1500ms`, `12s` or a bare number of milliseconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit_ms) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1000)
+    } else {
+        (text, 1)
+    };
+    let n: u64 = number.trim().parse().map_err(|_| format!("{text:?} is not a duration (e.g. 1500ms or 12s)"))?;
+    Ok(Duration::from_millis(n.saturating_mul(unit_ms)))
+}
+
 /// What [`Fault::parse`] accepts.
 pub const SPEC_HELP: &str = "faults are isolate:DC|NODE|leader|leader-dc, lose:DC, cut:DC-DC, drop:DC->DC, \
 drop:NODE->NODE, ring, bridge, crash:NODE|leader|follower, power-loss:NODE|leader|follower, \
@@ -254,6 +268,37 @@ impl Schedule {
     /// When the last fault ends.
     pub fn end(&self) -> Duration {
         self.steps.iter().map(Step::end).max().unwrap_or_default()
+    }
+
+    /// The schedule as `quorumlab suite --schedule` reads it: `cut:dc1-dc2@0ms+12000ms;crash:leader@3000ms+1000ms`.
+    pub fn spec(&self, topology: &Topology) -> String {
+        let steps: Vec<String> = self
+            .steps
+            .iter()
+            .map(|s| format!("{}@{}ms+{}ms", s.fault.spec(topology), s.start.as_millis(), s.duration.as_millis()))
+            .collect();
+        steps.join(";")
+    }
+
+    /// Reads [`Schedule::spec`]'s form; a step without `@START+DURATION` starts at 0 and lasts `default_duration`.
+    pub fn parse(spec: &str, topology: &Topology, default_duration: Duration) -> Result<Schedule, String> {
+        let mut steps = Vec::new();
+        for part in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let (fault, start, duration) = match part.rsplit_once('@') {
+                Some((fault, when)) => {
+                    let (start, duration) = when.split_once('+').ok_or_else(|| {
+                        format!("schedule step {part:?}: expected FAULT@START+DURATION, e.g. cut:dc1-dc2@0ms+12s")
+                    })?;
+                    (fault, parse_duration(start)?, parse_duration(duration)?)
+                }
+                None => (part, Duration::ZERO, default_duration),
+            };
+            steps.push(Step { start, fault: Fault::parse(fault, topology)?, duration });
+        }
+        if steps.is_empty() {
+            return Err(format!("empty schedule; {SPEC_HELP}"));
+        }
+        Ok(Schedule { steps })
     }
 
     /// `cut dc1–dc2 @2.0s for 8.0s; crash the leader @4.0s for 1.0s`.
@@ -335,6 +380,26 @@ mod tests {
                 assert_eq!(Fault::parse(&spec, &t), Ok(fault.clone()), "{name}: {spec}");
             }
         }
+    }
+
+    #[test]
+    fn a_schedule_spec_reads_back_as_the_same_schedule() {
+        let t = quorumlab_quorum::shipped::load("etcd-2-2-1").expect("shipped");
+        let schedule = Schedule {
+            steps: vec![
+                Step { start: Duration::ZERO, fault: Fault::IsolateLeader, duration: Duration::from_secs(12) },
+                Step {
+                    start: Duration::from_millis(2500),
+                    fault: Fault::Loss { a: "dc1".into(), b: "dc3".into(), percent: 5 },
+                    duration: Duration::from_secs(1),
+                },
+            ],
+        };
+        assert_eq!(Schedule::parse(&schedule.spec(&t), &t, Duration::ZERO), Ok(schedule));
+        let default = Schedule::parse("cut:dc1-dc2", &t, Duration::from_secs(9)).expect("parses");
+        assert_eq!(default.end(), Duration::from_secs(9));
+        assert!(Schedule::parse("cut:dc1-dc2@1s", &t, Duration::ZERO).unwrap_err().contains("FAULT@START+DURATION"));
+        assert!(Schedule::parse("cut:dc1-dc2@xs+1s", &t, Duration::ZERO).unwrap_err().contains("not a duration"));
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub async fn client(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(shared.options.seed, &dc));
-    let mut session = new_session(&shared, &rec, &options);
+    let mut session = new_session(&shared, &rec, &options, &dc);
     let keys: Vec<String> = (0..options.keys).map(|k| format!("k{k}")).collect();
     let mut last_seen: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut counter = 0u64;
@@ -132,7 +132,7 @@ pub async fn client(
     // Liveness: one fresh write must succeed, then every key is read once.
     let fresh = fresh_write(&shared, &rec, &dc).await;
     control.fresh_writes.lock().map_err(|e| e.to_string())?.insert(dc.clone(), fresh);
-    let mut reader = new_session(&shared, &rec, &options);
+    let mut reader = new_session(&shared, &rec, &options, &dc);
     for key in &keys {
         let _ = reader.get(key).await;
     }
@@ -140,12 +140,12 @@ pub async fn client(
 }
 
 /// A recording session with the workload's deadlines.
-fn new_session(shared: &Shared, rec: &Recorder, options: &WorkloadOptions) -> RecordingClient {
+fn new_session(shared: &Shared, rec: &Recorder, options: &WorkloadOptions, dc: &str) -> RecordingClient {
     let mut cfg = ClientConfig::new(shared.endpoints(), Transport::Sim);
     cfg.overall_timeout = options.op_timeout;
     cfg.attempt_timeout = options.op_timeout.min(cfg.attempt_timeout);
     let client = Client::new(cfg).unwrap_or_else(|e| unreachable!("a simulated cluster always has endpoints: {e}"));
-    rec.client(client)
+    rec.tagged_client(client, dc)
 }
 
 /// Initializes the cluster, waits for a leader and adds the learners.
@@ -162,7 +162,7 @@ async fn set_up(shared: &Shared) -> Result<(), String> {
 async fn fresh_write(shared: &Shared, rec: &Recorder, dc: &str) -> Result<Duration, String> {
     let deadline = Duration::from_millis(30 * shared.options.timing.election_timeout_ms_max);
     let options = WorkloadOptions { op_timeout: deadline, ..WorkloadOptions::default() };
-    let mut session = new_session(shared, rec, &options);
+    let mut session = new_session(shared, rec, &options, dc);
     match session.put(&format!("fresh-{dc}"), &format!("{dc}-fresh")).await {
         Ok(_) => Ok(sim_now()),
         Err(e) => Err(e.to_string()),

@@ -1,0 +1,387 @@
+//! One suite run: a topology laid out as a simulated cluster, a fault schedule played under client load with the
+//! invariants checked after every step (the safety phase), then everything healed and the cluster held to
+//! converge and serve again (the liveness phase), ending in a [`RunRecord`].
+//!
+//! Timeline, in simulated time:
+//! 1. set-up: the first client datacenter's client initializes the voters, waits for a leader, adds learners;
+//! 2. `warmup` of load with no fault; the schedule's times count from its end;
+//! 3. the schedule plays (the nemesis starts and ends each fault; every change of the active set opens a new
+//!    availability window, predicted by the oracle with the leader of that moment);
+//! 4. everything heals; within [`LIVENESS_ELECTIONS`] election timeouts one leader must hold every voter, a fresh
+//!    write must succeed from every client datacenter, every voter must apply the same entries, and every key is
+//!    read once so a lost acknowledged write shows in the history;
+//! 5. the history is checked for linearizability and the windows against the oracle.
+//!
+//! Caller's duties: one run per thread at a time (a simulation owns its thread's RNG); build configs with
+//! [`RunConfig::new`] so the defaults match the suite's.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::ServerState;
+use quorumlab_quorum::{predict_with_leader, RaftVariant, Topology};
+use serde::Serialize;
+
+use super::history::Recorder;
+use super::invariants::availability::{self, DcVerdict, Window};
+use super::invariants::linearizable;
+use super::nemesis::Nemesis;
+use super::schedule::Schedule;
+use super::trace::sim_now;
+use super::workload::{self, Control, Phase, WorkloadOptions};
+use super::{SimCluster, SimOptions};
+use crate::node::PlantedBug;
+use crate::types::NodeId;
+
+/// Election timeouts (the topology's maximum) the cluster gets after the heal to have one leader again.
+pub const LIVENESS_ELECTIONS: u64 = 10;
+
+/// Everything one run needs; the same config and seed give the same record, bit for bit.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub topology: Arc<Topology>,
+    pub schedule: Schedule,
+    pub seed: u64,
+    pub workload: WorkloadOptions,
+    /// Load before the schedule starts.
+    pub warmup: Duration,
+    /// For negative controls only.
+    pub planted_bug: Option<PlantedBug>,
+}
+
+impl RunConfig {
+    pub fn new(topology: &Topology, schedule: Schedule, seed: u64) -> RunConfig {
+        RunConfig {
+            topology: Arc::new(topology.clone()),
+            schedule,
+            seed,
+            workload: WorkloadOptions::default(),
+            warmup: Duration::from_secs(1),
+            planted_bug: None,
+        }
+    }
+
+    /// How long after a window opens elections are given to settle before availability is judged: two of the
+    /// topology's longest election timeouts, plus one client deadline for clients to find the new leader.
+    pub fn settle(&self) -> Duration {
+        Duration::from_millis(2 * self.topology.raft_timing().election_timeout_ms_max) + self.workload.op_timeout
+    }
+
+    /// The command that replays this run.
+    pub fn replay_command(&self) -> String {
+        let name = self.topology.name();
+        let shipped = quorumlab_quorum::shipped::load(name).is_ok_and(|t| t == *self.topology);
+        let topology = if shipped { name.to_string() } else { self.topology.source().to_string() };
+        format!("quorumlab suite {topology} --schedule '{}' --seed {}", self.schedule.spec(&self.topology), self.seed)
+    }
+}
+
+/// One invariant's verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", content = "why", rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail(String),
+    /// Not judged in this run, and why (e.g. the run stopped before it could be).
+    NotChecked(String),
+}
+
+impl Verdict {
+    pub fn failed(&self) -> bool {
+        matches!(self, Verdict::Fail(_))
+    }
+}
+
+/// The result of one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRecord {
+    pub topology: String,
+    pub schedule: String,
+    pub seed: u64,
+    /// Per property: pass, fail (with why) or not checked.
+    pub verdicts: BTreeMap<String, Verdict>,
+    pub windows: Vec<Window>,
+    /// Predicted against observed, per window (by index) and client datacenter.
+    pub availability: Vec<(usize, DcVerdict)>,
+    pub replay: String,
+    pub trace_digest: u64,
+    /// Simulated time the run took.
+    pub simulated_ms: u64,
+    pub operations: usize,
+    pub leader_changes: usize,
+    pub highest_term: u64,
+    #[serde(skip)]
+    pub trace: Vec<String>,
+    #[serde(skip)]
+    pub history: Option<quorumlab_check::History>,
+}
+
+impl RunRecord {
+    /// Whether every checked property held.
+    pub fn passed(&self) -> bool {
+        !self.verdicts.values().any(Verdict::failed)
+    }
+
+    /// The failures, one line each.
+    pub fn failures(&self) -> Vec<String> {
+        self.verdicts
+            .iter()
+            .filter_map(|(name, v)| if let Verdict::Fail(why) = v { Some(format!("{name}: {why}")) } else { None })
+            .collect()
+    }
+}
+
+/// The properties every run judges, in report order.
+pub const PROPERTIES: [&str; 4] =
+    ["safety invariants", "linearizability", "availability as predicted", "liveness after heal"];
+
+/// Runs one config to its record.
+pub fn run(config: &RunConfig) -> RunRecord {
+    let mut options = SimOptions::from_topology(&config.topology, config.seed);
+    options.planted_bug = config.planted_bug;
+    let timing = options.timing;
+    let election_max = Duration::from_millis(timing.election_timeout_ms_max);
+    let mut c = SimCluster::new(options);
+    let shared = c.shared.clone();
+    let rec = Recorder::with_trace(shared.trace.clone());
+    let control = Arc::new(Control::default());
+    let client_dcs: Vec<(String, String)> = shared.options.client_hosts().into_iter().collect();
+    for (i, (dc, host)) in client_dcs.iter().enumerate() {
+        let f =
+            workload::client(shared.clone(), rec.clone(), control.clone(), dc.clone(), config.workload.clone(), i == 0);
+        c.client(host, f);
+    }
+    let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
+    let mut windows: Vec<Window> = Vec::new();
+    let mut nemesis = Nemesis::default();
+    let outcome = drive(&mut c, config, &control, &mut nemesis, &mut windows, election_max);
+    let safety = match &outcome {
+        Err(Stop::Invariant(why)) => Verdict::Fail(why.clone()),
+        _ => match shared.check_safety() {
+            Ok(()) => Verdict::Pass,
+            Err(why) => Verdict::Fail(why),
+        },
+    };
+    verdicts.insert(PROPERTIES[0].into(), safety);
+    let liveness = match &outcome {
+        Ok(()) => Verdict::Pass,
+        Err(Stop::Liveness(why)) => Verdict::Fail(why.clone()),
+        Err(Stop::Invariant(_)) => Verdict::NotChecked("the run stopped at a safety violation".into()),
+        Err(Stop::Setup(why)) => Verdict::Fail(format!("the cluster could not be set up: {why}")),
+    };
+    verdicts.insert(PROPERTIES[3].into(), liveness);
+    let history = rec.history();
+    verdicts.insert(
+        PROPERTIES[1].into(),
+        match linearizable::check(&rec.check()) {
+            Ok(()) => Verdict::Pass,
+            Err(v) => Verdict::Fail(v.to_string()),
+        },
+    );
+    let availability =
+        availability::compare(&windows, &history, &rec.tags(), config.settle(), config.workload.op_timeout);
+    let disagreements: Vec<String> = availability
+        .iter()
+        .filter(|(_, v)| !v.agree)
+        .map(|(i, v)| format!("{} / {}: {}", windows[*i].faults.join(" + "), v.dc, v.note))
+        .collect();
+    verdicts.insert(
+        PROPERTIES[2].into(),
+        if disagreements.is_empty() { Verdict::Pass } else { Verdict::Fail(disagreements.join("; ")) },
+    );
+    let leaders = shared.leaders.lock().map(|l| l.clone()).unwrap_or_default();
+    RunRecord {
+        topology: config.topology.name().to_string(),
+        schedule: config.schedule.describe(&config.topology),
+        seed: config.seed,
+        verdicts,
+        availability,
+        windows,
+        replay: config.replay_command(),
+        trace_digest: shared.trace.digest(),
+        simulated_ms: c.sim.elapsed().as_millis() as u64,
+        operations: history.events.len() / 2,
+        leader_changes: leaders.0.len(),
+        highest_term: shared.metrics().values().map(|m| m.current_term).max().unwrap_or(0),
+        trace: shared.trace.lines(),
+        history: Some(history),
+    }
+}
+
+/// Why a run stopped early, or what failed in its liveness phase.
+enum Stop {
+    Setup(String),
+    Invariant(String),
+    Liveness(String),
+}
+
+/// Set-up, the safety phase and the liveness phase.
+fn drive(
+    c: &mut SimCluster<'_>,
+    config: &RunConfig,
+    control: &Control,
+    nemesis: &mut Nemesis,
+    windows: &mut Vec<Window>,
+    election_max: Duration,
+) -> Result<(), Stop> {
+    let step = |c: &mut SimCluster<'_>| -> Result<bool, Stop> { c.step().map_err(Stop::Invariant) };
+    // 1. Set-up.
+    let setup_deadline = Duration::from_secs(60);
+    while control.phase() == Phase::Setup {
+        if let Some(why) = control.setup_error.lock().ok().and_then(|e| e.clone()) {
+            return Err(Stop::Setup(why));
+        }
+        if c.sim.elapsed() > setup_deadline {
+            return Err(Stop::Setup("no leader within 60 s of simulated time".into()));
+        }
+        if step(c)? {
+            return Err(Stop::Setup(control.setup_error.lock().ok().and_then(|e| e.clone()).unwrap_or_default()));
+        }
+    }
+    // 2–3. Warm-up, then the schedule.
+    let origin = c.sim.elapsed() + config.warmup;
+    let mut events: Vec<(Duration, bool, usize)> = Vec::new();
+    for (i, s) in config.schedule.steps.iter().enumerate() {
+        events.push((origin + s.start, true, i));
+        events.push((origin + s.end(), false, i));
+    }
+    // At one instant, ends before starts, then schedule order.
+    events.sort_by_key(|&(at, start, i)| (at, start, i));
+    let heal_at = origin + config.schedule.end();
+    let mut next = 0;
+    while c.sim.elapsed() < heal_at || next < events.len() {
+        while next < events.len() && events[next].0 <= c.sim.elapsed() {
+            let (_, start, i) = events[next];
+            let leader = c.shared.leader().map(|(id, _)| id);
+            if start {
+                nemesis.start(c, i, &config.schedule.steps[i].fault, leader);
+            } else {
+                nemesis.stop(c, i);
+            }
+            next += 1;
+            // A new window opens whenever the active set changes (several changes at one instant make one).
+            if next == events.len() || events[next].0 > events[next - 1].0 {
+                open_window(c, config, nemesis, windows, leader);
+            }
+        }
+        if step(c)? {
+            return Err(Stop::Liveness("every client stopped before the schedule ended (see the trace)".into()));
+        }
+    }
+    // 4. Liveness.
+    nemesis.heal(c);
+    close_window(windows, c.sim.elapsed());
+    control.set_phase(Phase::Liveness);
+    let healed = c.sim.elapsed();
+    let leader_deadline = healed + election_max * LIVENESS_ELECTIONS as u32;
+    let mut one_leader: Option<Duration> = None;
+    loop {
+        if one_leader.is_none() && single_leader(c).is_some() {
+            one_leader = Some(c.sim.elapsed());
+        }
+        if one_leader.is_none() && c.sim.elapsed() > leader_deadline {
+            return Err(Stop::Liveness(format!(
+                "no single leader {} election timeouts after the heal: {}",
+                LIVENESS_ELECTIONS,
+                describe_nodes(c)
+            )));
+        }
+        if step(c)? {
+            break;
+        }
+    }
+    let fresh = control.fresh_writes.lock().map(|f| f.clone()).unwrap_or_default();
+    let failed: Vec<String> =
+        fresh.iter().filter_map(|(dc, r)| r.as_ref().err().map(|e| format!("{dc}: {e}"))).collect();
+    if !failed.is_empty() {
+        return Err(Stop::Liveness(format!("a fresh write failed after the heal ({})", failed.join("; "))));
+    }
+    let voters = c.shared.options.voters();
+    let converged = |c: &SimCluster<'_>| {
+        let applied: Vec<Option<u64>> = voters.iter().map(|&v| c.shared.applied(v)).collect();
+        applied.iter().all(|a| a.is_some() && *a == applied[0])
+    };
+    let converge_deadline = c.sim.elapsed() + election_max * LIVENESS_ELECTIONS as u32;
+    while !converged(c) {
+        if c.sim.elapsed() > converge_deadline {
+            return Err(Stop::Liveness(format!("the voters did not converge after the heal: {}", describe_nodes(c))));
+        }
+        step(c)?;
+    }
+    Ok(())
+}
+
+/// Closes the open window (if any) and opens one for the active faults, predicted where the oracle can.
+fn open_window(
+    c: &SimCluster<'_>,
+    config: &RunConfig,
+    nemesis: &Nemesis,
+    windows: &mut Vec<Window>,
+    leader: Option<NodeId>,
+) {
+    let now = c.sim.elapsed();
+    close_window(windows, now);
+    if nemesis.active().is_empty() {
+        return;
+    }
+    let topology = &config.topology;
+    let predicted = nemesis.active().iter().all(|a| a.fault.predicted() && a.shape.is_some());
+    let prediction = predicted
+        .then(|| predict_with_leader(topology, &nemesis.connectivity(topology), RaftVariant::QUORUMLAB_NODE, leader));
+    let faults = nemesis
+        .active()
+        .iter()
+        .map(|a| match &a.shape {
+            Some(shape) if !matches!(a.fault, super::schedule::Fault::Shape { .. }) => {
+                format!("{} ({})", a.fault.label(topology), shape.label(topology))
+            }
+            _ => a.fault.label(topology),
+        })
+        .collect();
+    windows.push(Window { faults, start: now, end: now, leader, prediction });
+}
+
+fn close_window(windows: &mut [Window], now: Duration) {
+    if let Some(last) = windows.last_mut() {
+        if last.end == last.start {
+            last.end = now;
+        }
+    }
+}
+
+/// The leader when exactly one voter leads in the highest term any voter has and every voter follows it.
+fn single_leader(c: &SimCluster<'_>) -> Option<NodeId> {
+    let metrics = c.shared.metrics();
+    let voters = c.shared.options.voters();
+    let term = voters.iter().filter_map(|v| metrics.get(v)).map(|m| m.current_term).max()?;
+    let leaders: Vec<NodeId> = voters
+        .iter()
+        .filter(|v| metrics.get(v).is_some_and(|m| m.state == ServerState::Leader && m.current_term == term))
+        .copied()
+        .collect();
+    let [leader] = leaders[..] else { return None };
+    voters.iter().all(|v| metrics.get(v).is_some_and(|m| m.current_leader == Some(leader))).then_some(leader)
+}
+
+/// Every node's role, term, leader and applied index, for a liveness failure's explanation.
+fn describe_nodes(c: &SimCluster<'_>) -> String {
+    let metrics = c.shared.metrics();
+    let parts: Vec<String> = c
+        .shared
+        .options
+        .nodes
+        .iter()
+        .map(|(id, host)| match metrics.get(id) {
+            Some(m) => format!(
+                "{host} {:?} term {} leader {} applied {}",
+                m.state,
+                m.current_term,
+                m.current_leader.map_or("-".into(), |l| l.to_string()),
+                m.last_applied.map_or("-".into(), |l| l.index.to_string())
+            ),
+            None => format!("{host} down"),
+        })
+        .collect();
+    format!("{} (at {:?})", parts.join(", "), sim_now())
+}
