@@ -91,6 +91,9 @@ pub async fn listen(transport: Transport, addr: &str) -> io::Result<Incoming> {
     }
 }
 
+/// How long a connection may be silent before a keep-alive ping asks whether it still works.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Deadlines for one channel.
 #[derive(Clone, Copy, Debug)]
 pub struct Deadlines {
@@ -101,9 +104,15 @@ pub struct Deadlines {
 /// A lazily connecting gRPC channel to `addr` (`host:port`). It reconnects by itself after a
 /// failure; every request on it fails with `Unavailable` or `DeadlineExceeded` rather than hang.
 pub fn channel(transport: Transport, addr: &str, deadlines: Deadlines) -> Result<Channel, tonic::transport::Error> {
+    // HTTP/2 keep-alive closes a connection that stopped answering, so the channel reconnects. Without it a
+    // connection that lost bytes while a link was cut (turmoil's TCP does not retransmit; a real one can give up
+    // too) hangs every later request until its deadline, forever: a healed partition would never heal.
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(deadlines.connect)
         .timeout(deadlines.request)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(deadlines.connect)
+        .keep_alive_while_idle(true)
         .tcp_nodelay(true);
     let target = addr.to_string();
     let connector = tower::service_fn(move |_uri: tonic::transport::Uri| {

@@ -314,7 +314,7 @@ impl<'a> SimCluster<'a> {
 
     /// Kills a node's host: its in-flight state is gone, its storage is kept.
     pub fn crash(&mut self, id: NodeId) {
-        self.shared.trace.record(format!("nemesis: crash node {id}"));
+        self.shared.trace.record_at(self.sim.elapsed(), format!("nemesis: crash node {id}"));
         if let Ok(mut n) = self.shared.nodes.lock() {
             n.remove(&id);
         }
@@ -324,7 +324,7 @@ impl<'a> SimCluster<'a> {
 
     /// Restarts a crashed node's host from its storage.
     pub fn bounce(&mut self, id: NodeId) {
-        self.shared.trace.record(format!("nemesis: restart node {id}"));
+        self.shared.trace.record_at(self.sim.elapsed(), format!("nemesis: restart node {id}"));
         let host = self.shared.host(id).to_string();
         self.sim.bounce(host);
     }
@@ -343,7 +343,7 @@ impl<'a> SimCluster<'a> {
 
     /// Replaces a node's storage with an empty one (a wiped disk); takes effect at the next bounce.
     pub fn wipe(&mut self, id: NodeId) -> Result<(), String> {
-        self.shared.trace.record(format!("nemesis: wipe node {id}'s disk"));
+        self.shared.trace.record_at(self.sim.elapsed(), format!("nemesis: wipe node {id}'s disk"));
         let db = store::sim_db().map_err(|e| e.to_string())?;
         self.shared.dbs.lock().map_err(|e| e.to_string())?.insert(id, db);
         Ok(())

@@ -82,7 +82,7 @@ impl Nemesis {
             }
             _ => String::new(),
         };
-        c.shared.trace.record(format!("nemesis: start {}{resolved}", fault.label(&topology)));
+        c.shared.trace.record_at(c.sim.elapsed(), format!("nemesis: start {}{resolved}", fault.label(&topology)));
         let active = ActiveFault { id, fault: fault.clone(), shape, node };
         self.active.push(active.clone());
         self.sync(c);
@@ -93,7 +93,9 @@ impl Nemesis {
     pub fn stop(&mut self, c: &mut SimCluster<'_>, id: usize) {
         if let Some(pos) = self.active.iter().position(|a| a.id == id) {
             let ended = self.active.remove(pos);
-            c.shared.trace.record(format!("nemesis: end {}", ended.fault.label(&c.shared.options.topology)));
+            c.shared
+                .trace
+                .record_at(c.sim.elapsed(), format!("nemesis: end {}", ended.fault.label(&c.shared.options.topology)));
             self.sync(c);
         }
     }
@@ -101,7 +103,7 @@ impl Nemesis {
     /// Ends every fault: every link healthy, every node the nemesis took down restarted.
     pub fn heal(&mut self, c: &mut SimCluster<'_>) {
         if !self.active.is_empty() {
-            c.shared.trace.record("nemesis: heal everything");
+            c.shared.trace.record_at(c.sim.elapsed(), "nemesis: heal everything");
         }
         self.active.clear();
         self.sync(c);
@@ -163,12 +165,13 @@ impl Nemesis {
             }
         }
         let cut: BTreeSet<(NodeId, NodeId)> = connectivity.cut_links().collect();
+        let down = connectivity.down_nodes().clone();
         let hosts = c.hosts.clone();
         let mut wanted: BTreeMap<(String, String), LinkState> = BTreeMap::new();
         for (i, a) in hosts.iter().enumerate() {
             for b in &hosts[i + 1..] {
                 let (a, b) = if a < b { (a, b) } else { (b, a) };
-                let blocked = |from: &str, to: &str| host_blocked(&options, topology, &cut, from, to);
+                let blocked = |from: &str, to: &str| host_blocked(&options, topology, &cut, &down, from, to);
                 let mut state = HEALTHY;
                 state.a_to_b = if blocked(a, b) { Dir::Cut } else { Dir::Ok };
                 state.b_to_a = if blocked(b, a) { Dir::Cut } else { Dir::Ok };
@@ -216,24 +219,28 @@ fn host_blocked(
     options: &super::SimOptions,
     topology: &Topology,
     cut: &BTreeSet<(NodeId, NodeId)>,
+    down: &BTreeSet<NodeId>,
     from: &str,
     to: &str,
 ) -> bool {
     let node = |host: &str| topology.node_by_host(host).map(|n| n.id);
     match (node(from), node(to)) {
         (Some(x), Some(y)) => cut.contains(&(x, y)),
-        (Some(x), None) => client_blocked(options, topology, cut, to, x, |other| (x, other)),
-        (None, Some(y)) => client_blocked(options, topology, cut, from, y, |other| (other, y)),
+        (Some(x), None) => client_blocked(options, topology, cut, down, to, x, |other| (x, other)),
+        (None, Some(y)) => client_blocked(options, topology, cut, down, from, y, |other| (other, y)),
         (None, None) => false,
     }
 }
 
 /// Whether the client host `client` is cut from node `x` in the direction `link(other)` describes: when every node
-/// of its datacenter is (for `x` in its own datacenter: when every other node is).
+/// of its datacenter is cut from it or down (for `x` in its own datacenter: when every other node is cut from it).
+/// A lost datacenter's clients are lost with it, as the oracle has clients reach the cluster through their
+/// datacenter's nodes.
 fn client_blocked(
     options: &super::SimOptions,
     topology: &Topology,
     cut: &BTreeSet<(NodeId, NodeId)>,
+    down: &BTreeSet<NodeId>,
     client: &str,
     x: NodeId,
     link: impl Fn(NodeId) -> (NodeId, NodeId),
@@ -242,7 +249,8 @@ fn client_blocked(
     let same_dc = topology.dc_of(x) == Some(dc.as_str());
     let others: Vec<NodeId> =
         if same_dc { topology.node_ids().filter(|&n| n != x).collect() } else { topology.nodes_in_dc(&dc) };
-    !others.is_empty() && others.iter().all(|&other| cut.contains(&link(other)))
+    let gone = |other: NodeId| !same_dc && down.contains(&other);
+    !others.is_empty() && others.iter().all(|&other| cut.contains(&link(other)) || gone(other))
 }
 
 /// Moves one turmoil link from `before` to `after`.

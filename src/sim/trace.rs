@@ -30,6 +30,16 @@ impl Trace {
         }
     }
 
+    /// Appends `line` stamped with `at`: for the simulation driver, which runs outside every host, where
+    /// [`sim_now`] does not know the time.
+    pub fn record_at(&self, at: Duration, line: impl AsRef<str>) {
+        let line = format!("{} {}", stamp(at), line.as_ref());
+        tracing::debug!(target: "quorumlab::trace", "{line}");
+        if let Ok(mut l) = self.lines.lock() {
+            l.push(line);
+        }
+    }
+
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().map(|l| l.clone()).unwrap_or_default()
     }
