@@ -288,9 +288,20 @@ impl<'a> SimCluster<'a> {
 
     /// One tick and its check; true once every client future has finished.
     fn step_checked(&mut self) -> Result<bool, String> {
-        let stepped = self.sim.step().map_err(|e| e.to_string());
-        self.shared.check_safety()?;
-        stepped
+        // A node that breaks an invariant may panic on its own assertion later in the same tick;
+        // the violation, recorded before the panic, is the better report.
+        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.sim.step()));
+        let checked = self.shared.check_safety();
+        match stepped {
+            Ok(stepped) => {
+                checked?;
+                stepped.map_err(|e| e.to_string())
+            }
+            Err(panic) => {
+                checked?;
+                std::panic::resume_unwind(panic)
+            }
+        }
     }
 
     /// Steps the simulation until `pred` holds (true) or `timeout` of simulated time passes
