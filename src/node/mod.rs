@@ -36,6 +36,12 @@ pub enum PlantedBug {
     /// Answer `Get` from local state whenever this node believes it leads, skipping the
     /// read-index round trip: the classic stale read of a leader that was deposed behind its back.
     StaleLocalReads,
+    /// Storage acknowledges appended entries before they are flushed (simulated disk only): a
+    /// power loss of a majority can then lose an acknowledged write.
+    AckBeforeFlush,
+    /// Storage forgets the vote when the node restarts (simulated disk only): the node can vote
+    /// twice in one term, so two leaders can be elected in it.
+    ForgetVoteOnRestart,
 }
 
 /// Everything a node needs besides its storage.

@@ -1,22 +1,28 @@
 //! Runs a quorumlab cluster inside turmoil's deterministic simulated network.
 //!
 //! Each Raft node is a turmoil host running the same [`crate::node`] code as a real process, over
-//! the simulated transport. Storage is real sled, without fsync: the simulator keeps every node's
-//! `sled::Db` open across a simulated crash, like an OS page cache that outlives a killed
-//! process, so a `crash` + `bounce` restarts the node with exactly what it wrote
-//! (see [`crate::store::Durability::ProcessCrash`]).
+//! the simulated transport. Storage is real sled on a simulated disk ([`store::SimDisk`]): the
+//! simulator keeps every node's disk across a simulated crash, like an OS page cache that
+//! outlives a killed process, so a `crash` + `bounce` restarts the node with exactly what it
+//! wrote; [`SimCluster::power_loss`] also loses what the node had not flushed.
+//!
+//! Every store reports its writes ([`observe`]); [`SimCluster::step`] checks every safety
+//! property ([`invariants`]) over the writes of each step.
 //!
 //! Caller's duties:
 //! 1. Build a [`SimCluster`] with a seed; every random choice (turmoil's network, openraft's
 //!    election timeouts, tokio's scheduler, client ids and backoff) then flows from that seed.
 //! 2. Add client futures with [`SimCluster::client`]; they talk to nodes only through gRPC.
-//! 3. Drive the simulation with [`SimCluster::run`] or [`SimCluster::run_until`], crash and
+//! 3. Drive the simulation with [`SimCluster::run`], [`SimCluster::run_until`] or
+//!    [`SimCluster::step`] (all check the invariants after every step); crash, power off and
 //!    bounce hosts between steps; partitions may also be cut from inside a client future.
+//! 4. When a client gets an ok for a write, call [`Shared::acknowledged`] with its revision.
 
 pub mod history;
 pub mod invariants;
 pub mod layout;
 pub mod nemesis;
+pub mod observe;
 pub mod run;
 pub mod schedule;
 pub mod trace;
@@ -34,9 +40,11 @@ use crate::client::{admin, Client, ClientConfig};
 use crate::net::Transport;
 use crate::node::{self, NodeConfig, PlantedBug, Timing};
 use crate::runtime;
-use crate::store::{self, Durability, KvReader};
+use crate::store::{self, KvReader, SimDisk};
 use crate::types::{NodeId, Raft, RaftMetrics};
 pub use invariants::election_safety::LeadersByTerm;
+pub use invariants::{Invariants, Violation};
+use observe::{EventQueue, Observed};
 pub use trace::Trace;
 
 /// The port every simulated node listens on.
@@ -85,10 +93,15 @@ pub struct Shared {
     pub trace: Trace,
     /// The node currently running on each host (replaced when a host restarts).
     pub nodes: Arc<Mutex<BTreeMap<NodeId, NodeView>>>,
-    /// Every node's storage; it outlives simulated crashes.
-    dbs: Arc<Mutex<BTreeMap<NodeId, sled::Db>>>,
-    /// Every (term, leader) any node's metrics ever showed.
+    /// Every node's disk; it outlives simulated crashes (not power losses' unflushed writes).
+    dbs: Arc<Mutex<BTreeMap<NodeId, SimDisk>>>,
+    /// Every (term, leader) any node's metrics ever showed (for tests; the election safety
+    /// check reads every committed vote instead, see [`invariants::election_safety`]).
     pub leaders: Arc<Mutex<LeadersByTerm>>,
+    /// What every store wrote, every acknowledged write, every power loss, in order.
+    pub observed: Arc<EventQueue>,
+    /// The safety properties, checked over `observed` after every step.
+    pub invariants: Arc<Mutex<Invariants>>,
 }
 
 impl Shared {
@@ -115,10 +128,16 @@ impl Shared {
         Client::new(cfg).unwrap_or_else(|e| unreachable!("a simulated cluster always has endpoints: {e}"))
     }
 
-    /// Checks the safety properties over everything observed so far.
+    /// Checks the safety properties over everything observed since the last check.
     pub fn check_safety(&self) -> Result<(), String> {
-        let leaders = self.leaders.lock().map_err(|e| e.to_string())?.clone();
-        invariants::election_safety::check(&leaders).map_err(|e| e.to_string())
+        let mut invariants = self.invariants.lock().map_err(|e| e.to_string())?;
+        invariants.check(&self.observed).map_err(|e| e.to_string())
+    }
+
+    /// Records that a client got an ok for its write `(client_id, seq)` at `revision` (the
+    /// response's revision): from now on every node applying `revision` must apply that write.
+    pub fn acknowledged(&self, revision: u64, client_id: u64, seq: u64) {
+        self.observed.push(Observed::Acknowledged { revision, client_id, seq });
     }
 
     /// Metrics of every running node.
@@ -239,6 +258,8 @@ impl<'a> SimCluster<'a> {
             nodes: Arc::default(),
             dbs: Arc::default(),
             leaders: Arc::default(),
+            observed: Arc::default(),
+            invariants: Arc::default(),
         };
         let mut cluster = SimCluster { sim, shared, hosts: Vec::new() };
         let ids: Vec<NodeId> = cluster.shared.options.nodes.keys().copied().collect();
@@ -275,10 +296,37 @@ impl<'a> SimCluster<'a> {
         self.place_links(name);
     }
 
-    /// Runs until every client future has finished, then checks the safety properties.
+    /// Runs until every client future has finished, checking the safety properties after every
+    /// step.
     pub fn run(&mut self) -> Result<(), String> {
-        self.sim.run().map_err(|e| e.to_string())?;
-        self.shared.check_safety()
+        while !self.step_checked()? {}
+        Ok(())
+    }
+
+    /// Advances the simulation by one tick, then checks the safety properties over what the
+    /// tick did. The error names the property, the nodes and the term or index; a violation is
+    /// reported even when the tick also failed (a node may panic right after one).
+    /// `Ok(true)` once every client future has finished.
+    pub fn step(&mut self) -> Result<bool, String> {
+        self.step_checked()
+    }
+
+    /// One tick and its check; true once every client future has finished.
+    fn step_checked(&mut self) -> Result<bool, String> {
+        // A node that breaks an invariant may panic on its own assertion later in the same tick;
+        // the violation, recorded before the panic, is the better report.
+        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.sim.step()));
+        let checked = self.shared.check_safety();
+        match stepped {
+            Ok(stepped) => {
+                checked?;
+                stepped.map_err(|e| e.to_string())
+            }
+            Err(panic) => {
+                checked?;
+                std::panic::resume_unwind(panic)
+            }
+        }
     }
 
     /// Steps the simulation until `pred` holds (true) or `timeout` of simulated time passes
@@ -294,7 +342,7 @@ impl<'a> SimCluster<'a> {
                 self.shared.check_safety()?;
                 return Ok(false);
             }
-            self.sim.step().map_err(|e| e.to_string())?;
+            self.step()?;
         }
     }
 
@@ -329,42 +377,55 @@ impl<'a> SimCluster<'a> {
         self.sim.bounce(host);
     }
 
-    /// One simulation step, then the safety checks; `Ok(true)` once every client future has finished.
-    pub fn step(&mut self) -> Result<bool, String> {
-        let finished = self.sim.step().map_err(|e| e.to_string())?;
-        self.shared.check_safety()?;
-        Ok(finished)
-    }
-
-    /// Cuts a node's power. (Until the simulated disk lands this is a process crash.)
-    pub fn power_loss(&mut self, id: NodeId) {
-        self.crash(id);
-    }
-
     /// Replaces a node's storage with an empty one (a wiped disk); takes effect at the next bounce.
     pub fn wipe(&mut self, id: NodeId) -> Result<(), String> {
         self.shared.trace.record_at(self.sim.elapsed(), format!("nemesis: wipe node {id}'s disk"));
-        let db = store::sim_db().map_err(|e| e.to_string())?;
-        self.shared.dbs.lock().map_err(|e| e.to_string())?.insert(id, db);
+        let disk = SimDisk::new().map_err(|e| e.to_string())?;
+        self.shared.dbs.lock().map_err(|e| e.to_string())?.insert(id, disk);
+        self.shared.observed.push(Observed::Wiped { node: id });
+        Ok(())
+    }
+
+    /// Cuts a node's power: its host crashes (as [`SimCluster::crash`]) and its disk loses every
+    /// write made since its last flush. [`SimCluster::bounce`] restarts it from what is left.
+    pub fn power_loss(&mut self, id: NodeId) -> Result<(), String> {
+        if let Ok(mut n) = self.shared.nodes.lock() {
+            n.remove(&id);
+        }
+        let host = self.shared.host(id).to_string();
+        self.sim.crash(host);
+        let disk = self.shared.dbs.lock().map_err(|e| e.to_string())?.get(&id).cloned();
+        let lost = match disk {
+            Some(disk) => disk.power_loss().map_err(|e| format!("power loss of node {id}: {e}"))?,
+            None => store::PowerLoss::default(),
+        };
+        self.shared.trace.record_at(
+            self.sim.elapsed(),
+            format!(
+                "nemesis: power loss node {id} ({} unflushed write groups, {} keys rolled back)",
+                lost.groups, lost.writes
+            ),
+        );
+        self.shared.observed.push(Observed::PowerLoss { node: id });
         Ok(())
     }
 }
 
 /// A turmoil host: open (or reopen) the node's storage, start the node, and watch its metrics.
 async fn run_host(shared: Shared, id: NodeId) -> turmoil::Result {
-    let db = {
+    let disk = {
         let mut dbs = shared.dbs.lock().map_err(|e| e.to_string())?;
         match dbs.get(&id) {
-            Some(db) => db.clone(),
+            Some(disk) => disk.clone(),
             None => {
-                let db = store::sim_db()?;
-                dbs.insert(id, db.clone());
-                db
+                let disk = SimDisk::new()?;
+                dbs.insert(id, disk.clone());
+                disk
             }
         }
     };
-    let (log, sm) = store::open_db(db, Durability::ProcessCrash)?;
     let opts = &shared.options;
+    let (log, sm) = store::open_sim(&disk, id, Some(shared.observed.clone()), opts.planted_bug)?;
     let config = NodeConfig {
         id,
         listen: format!("0.0.0.0:{PORT}"),

@@ -135,7 +135,9 @@ impl Nemesis {
         let want_down: BTreeSet<NodeId> = connectivity.down_nodes().clone();
         for &id in want_down.difference(&self.down.clone()) {
             if power_loss.contains(&id) {
-                c.power_loss(id);
+                if let Err(e) = c.power_loss(id) {
+                    c.shared.trace.record_at(c.sim.elapsed(), format!("nemesis: {e}"));
+                }
             } else {
                 c.crash(id);
             }

@@ -144,7 +144,9 @@ pub fn run(config: &RunConfig) -> RunRecord {
     let election_max = Duration::from_millis(timing.election_timeout_ms_max);
     let mut c = SimCluster::new(options);
     let shared = c.shared.clone();
-    let rec = Recorder::with_trace(shared.trace.clone());
+    let acks = shared.clone();
+    let rec = Recorder::with_trace(shared.trace.clone())
+        .on_ack(Arc::new(move |revision, client_id, seq| acks.acknowledged(revision, client_id, seq)));
     let control = Arc::new(Control::default());
     let client_dcs: Vec<(String, String)> = shared.options.client_hosts().into_iter().collect();
     for (i, (dc, host)) in client_dcs.iter().enumerate() {

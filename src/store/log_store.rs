@@ -8,12 +8,12 @@ use std::ops::{Bound, RangeBounds};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
-use sled::{Db, Tree};
-
-use super::writes::Writes;
+use sled::Tree;
 
 use super::codec::{self, decode, encode, index_from_key, index_key, CorruptRecord};
-use super::Durability;
+use super::disk::Disk;
+use super::observe::{self, payload_digest, StoreChange};
+use super::writes::Writes;
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 
 const VOTE_KEY: &[u8] = b"vote";
@@ -23,18 +23,48 @@ const LAST_PURGED_KEY: &[u8] = b"last_purged";
 /// The Raft log and vote of one node. Cloning shares the same trees (it is also the log reader).
 #[derive(Clone)]
 pub struct LogStore {
-    db: Db,
+    disk: Disk,
     /// Invariant: the indexes are consecutive (openraft never leaves a hole; purge and truncate
     /// cut only at the ends), and in a running cluster all are above `last_purged` (restored on
     /// open if a crash interrupted a purge).
     log: Tree,
     state: Tree,
-    durability: Durability,
 }
 
 impl LogStore {
-    pub(crate) fn open(db: &Db, durability: Durability) -> Result<Self, sled::Error> {
-        Ok(Self { db: db.clone(), log: db.open_tree("raft_log")?, state: db.open_tree("raft_state")?, durability })
+    pub(crate) fn open(disk: &Disk) -> Result<Self, sled::Error> {
+        Ok(Self { log: disk.db.open_tree("raft_log")?, state: disk.db.open_tree("raft_state")?, disk: disk.clone() })
+    }
+
+    /// Planted bug `ForgetVoteOnRestart`: the vote is gone when the store opens.
+    pub(crate) fn forget_vote(&self) -> Result<(), StorageError> {
+        let mut writes = Writes::default();
+        writes.remove(VOTE_KEY);
+        self.disk.apply(&self.state, writes).map_err(codec::write_vote)?;
+        self.disk.flush_now();
+        Ok(())
+    }
+
+    /// What the log and vote hold now, for [`StoreChange::Opened`] (fills in everything but
+    /// `applied`, which the state machine knows).
+    pub(crate) fn opened_state(&self) -> Result<StoreChange, StorageError> {
+        let mut log = Vec::with_capacity(self.log.len());
+        for item in self.log.iter() {
+            let (key, value) = item.map_err(codec::read_logs)?;
+            let entry = Self::decode_entry(&key, &value)?;
+            log.push((entry.log_id, payload_digest(&entry.payload)));
+        }
+        let vote = match self.state.get(VOTE_KEY).map_err(codec::read_vote)? {
+            Some(bytes) => Some(decode(&bytes).map_err(codec::read_vote)?),
+            None => None,
+        };
+        Ok(StoreChange::Opened {
+            vote,
+            committed: self.read_state(COMMITTED_KEY)?,
+            last_purged: self.last_purged()?,
+            applied: None,
+            log,
+        })
     }
 
     /// Finishes a purge that a crash interrupted between recording `last_purged` and deleting
@@ -55,21 +85,13 @@ impl LogStore {
 
     fn write_state<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
         let bytes = encode(value).map_err(codec::write_store)?;
-        self.state.insert(key, bytes).map_err(codec::write_store)?;
-        Ok(())
+        let mut writes = Writes::default();
+        writes.insert(key, bytes);
+        self.disk.apply(&self.state, writes).map_err(codec::write_store)
     }
 
     fn last_purged(&self) -> Result<Option<LogId>, StorageError> {
         self.read_state(LAST_PURGED_KEY)
-    }
-
-    /// Makes every write so far durable when the mode asks for it. sled flushes the whole Db, so
-    /// this also persists the state machine's writes made before it.
-    async fn flush_if_fsync(&self) -> Result<(), sled::Error> {
-        match self.durability {
-            Durability::Fsync => self.db.flush_async().await.map(|_| ()),
-            Durability::ProcessCrash => Ok(()),
-        }
     }
 
     fn remove_range(&self, range: impl RangeBounds<[u8; 8]>) -> Result<(), StorageError> {
@@ -77,7 +99,7 @@ impl LogStore {
         for key in self.log.range(range).keys() {
             writes.remove(key.map_err(codec::read_logs)?);
         }
-        writes.apply(&self.log, self.durability).map_err(codec::delete_logs)
+        self.disk.apply(&self.log, writes).map_err(codec::delete_logs)
     }
 
     fn remove_through(&self, index: u64) -> Result<(), StorageError> {
@@ -152,9 +174,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        let bytes = encode(vote).map_err(codec::write_vote)?;
-        self.state.insert(VOTE_KEY, bytes).map_err(codec::write_vote)?;
-        self.flush_if_fsync().await.map_err(codec::write_vote)
+        let mut writes = Writes::default();
+        writes.insert(VOTE_KEY, encode(vote).map_err(codec::write_vote)?);
+        self.disk.apply(&self.state, writes).map_err(codec::write_vote)?;
+        self.disk.flush().await.map_err(codec::write_vote)?;
+        self.disk.emit(|| observe::vote_saved(vote));
+        Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
@@ -168,9 +193,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// and the next append or vote flush persists it anyway.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         match committed {
-            Some(c) => self.write_state(COMMITTED_KEY, &c),
-            None => self.state.remove(COMMITTED_KEY).map(|_| ()).map_err(codec::write_store),
+            Some(c) => self.write_state(COMMITTED_KEY, &c)?,
+            None => {
+                let mut writes = Writes::default();
+                writes.remove(COMMITTED_KEY);
+                self.disk.apply(&self.state, writes).map_err(codec::write_store)?;
+            }
         }
+        self.disk.emit(|| StoreChange::CommittedSaved { committed });
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -183,15 +214,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut writes = Writes::default();
+        let mut observed = Vec::new();
         for entry in entries {
             let bytes = encode(&entry).map_err(codec::write_logs)?;
             writes.insert(&index_key(entry.log_id.index), bytes);
+            if self.disk.observer.is_some() {
+                observed.push((entry.log_id, payload_digest(&entry.payload)));
+            }
         }
         // One group of writes (see `Writes`): a crash keeps all of these entries or none, so no hole can appear.
-        writes.apply(&self.log, self.durability).map_err(codec::write_logs)?;
-        // Acknowledge only what is durable: after the flush in Fsync mode; in ProcessCrash mode
-        // the Db outlives the crashed process, so the write itself is enough.
-        match self.flush_if_fsync().await {
+        self.disk.apply(&self.log, writes).map_err(codec::write_logs)?;
+        self.disk.emit(|| StoreChange::Appended { entries: observed });
+        // Acknowledge only what is durable: after the flush in Fsync mode and on the simulated
+        // disk; under plain ProcessCrash the Db outlives the crashed process, so the write itself
+        // is enough. The planted bug acknowledges with the entries still in the disk's cache.
+        let flushed = if self.disk.ack_before_flush { Ok(()) } else { self.disk.flush().await };
+        match flushed {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
                 Ok(())
@@ -208,8 +246,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         debug_assert!(self.last_purged()?.is_none_or(|p| p.index < log_id.index), "truncating purged entries");
         self.remove_range(index_key(log_id.index)..)?;
+        self.disk.emit(|| StoreChange::Truncated { since: log_id.index });
         // Flushed so that entries a conflict removed cannot come back after power loss.
-        self.flush_if_fsync().await.map_err(codec::delete_logs)
+        self.disk.flush().await.map_err(codec::delete_logs)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -218,6 +257,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Record first: if a crash comes between the two writes, open() finishes the deletion.
         self.write_state(LAST_PURGED_KEY, &log_id)?;
         self.remove_through(log_id.index)?;
-        self.flush_if_fsync().await.map_err(codec::delete_logs)
+        self.disk.emit(|| StoreChange::Purged { upto: log_id });
+        self.disk.flush().await.map_err(codec::delete_logs)
     }
 }

@@ -8,11 +8,17 @@
 //!
 //! # Durability
 //! [`Durability::Fsync`] (real processes) flushes sled before acknowledging an append, before
-//! `save_vote` returns, and when a snapshot is saved or installed. [`Durability::ProcessCrash`]
-//! (simulation) never flushes: the simulator keeps the `sled::Db` alive across a simulated crash,
-//! as an OS page cache survives a process crash, so every completed write survives. A write is
-//! a synchronous sled call with no `.await` inside it, so a crash (which drops the node's futures
-//! at an await point) never cuts one in half.
+//! `save_vote` returns, when a log is truncated or purged, and when a snapshot is saved or
+//! installed. [`Durability::ProcessCrash`] never calls sled's flush: the simulator keeps the
+//! `sled::Db` alive across a simulated crash, as an OS page cache survives a process crash, so
+//! every completed write survives. On a [`SimDisk`] (what the simulator uses, via [`open_sim`])
+//! the same flush points as `Fsync` empty an undo journal instead, so a simulated power loss
+//! loses exactly what a real one could. A write is a synchronous sled call with no `.await`
+//! inside it, so a crash (which drops the node's futures at an await point) never cuts one in half.
+//!
+//! # Observation
+//! [`open_sim`] takes an optional [`StoreObserver`] told of every vote, append, truncate, purge,
+//! commit, apply, snapshot install and flush as it is written (see [`observe`]).
 //!
 //! # Caller duties
 //! 1. Open each node's storage once: [`open_dir`] for a real process, [`open_db`] in simulation.
@@ -36,8 +42,10 @@
 #![allow(clippy::result_large_err)]
 
 mod codec;
+mod disk;
 pub mod kv;
 mod log_store;
+pub mod observe;
 mod snapshot;
 mod state_machine;
 #[cfg(test)]
@@ -45,12 +53,17 @@ mod tests;
 mod writes;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use disk::Disk;
+pub use disk::{PowerLoss, SimDisk};
 pub use log_store::LogStore;
+pub use observe::{StoreChange, StoreEvent, StoreObserver};
 pub use snapshot::SnapshotBuilder;
 pub use state_machine::{KvReader, StateMachineStore};
 
-use crate::types::StorageError;
+use crate::node::PlantedBug;
+use crate::types::{NodeId, StorageError};
 
 /// When a write counts as durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,13 +116,30 @@ pub fn open_dir(path: &Path, durability: Durability) -> Result<(LogStore, StateM
     check_dir_before_open(path)?;
     let db =
         sled::Config::new().path(path).open().map_err(|source| OpenError::Sled { path: path.to_path_buf(), source })?;
-    open_at(db, durability, path)
+    open_at(Disk::plain(db, durability), path, false)
 }
 
 /// Opens the store in an already open `Db`, for the simulator, which keeps the `Db` alive across
 /// a simulated crash of the node (caller duty 2).
 pub fn open_db(db: sled::Db, durability: Durability) -> Result<(LogStore, StateMachineStore), OpenError> {
-    open_at(db, durability, Path::new(SIM_DB_LOCATION))
+    open_at(Disk::plain(db, durability), Path::new(SIM_DB_LOCATION), false)
+}
+
+/// Opens node `node`'s store on a simulated disk, which honours the flush points of
+/// [`Durability::Fsync`] and can lose power ([`SimDisk::power_loss`]). `observer`, if given, is
+/// told of every write (a [`StoreChange::Opened`] first). `bug` plants a storage bug
+/// (`AckBeforeFlush`, `ForgetVoteOnRestart`) for a negative-control test; other bugs are the
+/// node's business and ignored here. Only the simulator calls this, so no real configuration
+/// can plant a bug in storage.
+pub fn open_sim(
+    disk: &SimDisk,
+    node: NodeId,
+    observer: Option<Arc<dyn StoreObserver>>,
+    bug: Option<PlantedBug>,
+) -> Result<(LogStore, StateMachineStore), OpenError> {
+    let mut d = Disk::simulated(disk, observer.map(|o| observe::Observer::new(node, o)));
+    d.ack_before_flush = bug == Some(PlantedBug::AckBeforeFlush);
+    open_at(d, Path::new(SIM_DB_LOCATION), bug == Some(PlantedBug::ForgetVoteOnRestart))
 }
 
 /// A temporary sled `Db` tuned for simulation: removed when the last handle drops, no background
@@ -144,25 +174,39 @@ fn check_dir_before_open(path: &Path) -> Result<(), OpenError> {
     Ok(())
 }
 
-fn open_at(db: sled::Db, durability: Durability, location: &Path) -> Result<(LogStore, StateMachineStore), OpenError> {
+fn open_at(disk: Disk, location: &Path, forget_vote: bool) -> Result<(LogStore, StateMachineStore), OpenError> {
+    let db = &disk.db;
     let sled_err = |source| OpenError::Sled { path: location.to_path_buf(), source };
     let recover_err = |source| OpenError::Recover { path: location.to_path_buf(), source: Box::new(source) };
     match db.get(MARKER_KEY).map_err(sled_err)? {
         Some(marker) => check_marker(&marker, location)?,
-        None if is_empty(&db).map_err(sled_err)? => {
+        None if is_empty(db).map_err(sled_err)? => {
             let mut marker = MARKER_MAGIC.to_vec();
             marker.extend_from_slice(&STORE_FORMAT.to_be_bytes());
             db.insert(MARKER_KEY, marker).map_err(sled_err)?;
-            if durability == Durability::Fsync {
+            if disk.durability == Durability::Fsync {
                 db.flush().map_err(sled_err)?;
             }
         }
         None => return Err(OpenError::NotAStore { path: location.to_path_buf() }),
     }
-    let log = LogStore::open(&db, durability).map_err(sled_err)?;
+    let log = LogStore::open(&disk).map_err(sled_err)?;
     log.finish_interrupted_purge().map_err(recover_err)?;
-    let mut sm = StateMachineStore::open(&db, durability).map_err(recover_err)?;
+    let mut sm = StateMachineStore::open(&disk).map_err(recover_err)?;
     sm.catch_up_with_snapshot().map_err(recover_err)?;
+    if forget_vote {
+        log.forget_vote().map_err(recover_err)?;
+    }
+    // On a simulated disk, recovery is flushed before the node starts: the observer's view of
+    // what is durable starts from what it is told here.
+    disk.flush_now();
+    if disk.observer.is_some() {
+        let mut opened = log.opened_state().map_err(recover_err)?;
+        if let StoreChange::Opened { applied, .. } = &mut opened {
+            *applied = sm.applied();
+        }
+        disk.emit(|| opened);
+    }
     Ok((log, sm))
 }
 

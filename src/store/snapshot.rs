@@ -6,11 +6,12 @@
 use openraft::RaftSnapshotBuilder;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::{Batch, Db, Tree};
+use sled::{Db, Tree};
 
 use super::codec::{self, decode, encode, CorruptRecord};
+use super::disk::Disk;
 use super::kv::{Session, Versioned};
-use super::Durability;
+use super::writes::Writes;
 use crate::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
 const META_KEY: &[u8] = b"meta";
@@ -85,17 +86,34 @@ impl SnapshotStore {
     }
 
     /// Replaces the current snapshot (used by install, which openraft only calls with a newer one).
-    pub(crate) fn replace(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
-        let mut batch = Batch::default();
-        batch.insert(META_KEY, encode(meta).map_err(codec::write_snapshot)?);
-        batch.insert(DATA_KEY, data);
-        self.tree.apply_batch(batch).map_err(codec::write_snapshot)
+    pub(crate) fn replace(&self, disk: &Disk, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+        let mut writes = Writes::default();
+        writes.insert(META_KEY, encode(meta).map_err(codec::write_snapshot)?);
+        writes.insert(DATA_KEY, data);
+        disk.apply(&self.tree, writes).map_err(codec::write_snapshot)
     }
 
     /// Saves a freshly built snapshot unless a newer one is already current. A build runs
     /// concurrently with the state machine, so an install may have landed meanwhile; keeping the
     /// newer one preserves "snapshot covers every purged entry".
-    pub(crate) fn save_unless_older(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<bool, StorageError> {
+    pub(crate) fn save_unless_older(
+        &self,
+        disk: &Disk,
+        meta: &SnapshotMeta,
+        data: &[u8],
+    ) -> Result<bool, StorageError> {
+        if disk.is_simulated() {
+            // Simulation runs every host on one thread and there is no `.await` between the
+            // check and the write, so no install can land in between; and the write goes through
+            // the disk, so a simulated power loss can undo it.
+            if let Some((current, _)) = self.current()? {
+                if current.last_log_id > meta.last_log_id {
+                    return Ok(false);
+                }
+            }
+            self.replace(disk, meta, data)?;
+            return Ok(true);
+        }
         let meta_bytes = encode(meta).map_err(codec::write_snapshot)?;
         let result = self.tree.transaction(|tx| {
             if let Some(bytes) = tx.get(META_KEY)? {
@@ -122,9 +140,8 @@ impl SnapshotStore {
 /// state is copied up front (in `get_snapshot_builder`, which is serialized with `apply`) rather
 /// than read from the live tree, which has no point-in-time view.
 pub struct SnapshotBuilder {
-    pub(crate) db: Db,
+    pub(crate) disk: Disk,
     pub(crate) snapshots: SnapshotStore,
-    pub(crate) durability: Durability,
     pub(crate) membership: StoredMembership,
     /// The captured state, or the error met while capturing it (reported by `build_snapshot`);
     /// taken by the one build (no copy of the whole state).
@@ -139,15 +156,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let data = payload.to_bytes().map_err(codec::write_snapshot)?;
         // generate_id is persistent and deterministic, so ids never repeat and simulation traces
         // stay reproducible (no clock, no randomness).
-        let unique = self.db.generate_id().map_err(codec::write_snapshot)?;
+        let unique = self.disk.db.generate_id().map_err(codec::write_snapshot)?;
         let snapshot_id = match payload.applied {
             Some(id) => format!("{}-{}-{unique}", id.leader_id, id.index),
             None => format!("empty-{unique}"),
         };
         let meta = SnapshotMeta { last_log_id: payload.applied, last_membership: self.membership.clone(), snapshot_id };
-        let saved = self.snapshots.save_unless_older(&meta, &data)?;
-        if saved && self.durability == Durability::Fsync {
-            self.db.flush_async().await.map_err(codec::write_snapshot)?;
+        let saved = self.snapshots.save_unless_older(&self.disk, &meta, &data)?;
+        if saved {
+            self.disk.flush().await.map_err(codec::write_snapshot)?;
         }
         tracing::debug!(snapshot_id = %meta.snapshot_id, saved, bytes = data.len(), "built snapshot");
         Ok(Snapshot { meta, snapshot: Box::new(SnapshotData(data)) })

@@ -14,14 +14,14 @@ use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend};
-use sled::{Db, Tree};
-
-use super::writes::Writes;
+use sled::Tree;
 
 use super::codec::{self, decode, encode, CorruptRecord};
+use super::disk::Disk;
 use super::kv::{check_session, execute, noop_response, KeyWrite, Session, SessionCheck, Versioned, NO_SESSION};
+use super::observe::{payload_digest, StoreChange};
 use super::snapshot::{SnapshotBuilder, SnapshotPayload, SnapshotStore, PAYLOAD_FORMAT};
-use super::Durability;
+use super::writes::Writes;
 use crate::types::{
     Entry, LogId, Request, Response, Snapshot, SnapshotData, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -84,10 +84,9 @@ struct Pending {
 
 /// The key-value state machine of one node.
 pub struct StateMachineStore {
-    db: Db,
+    disk: Disk,
     sm: Tree,
     snapshots: SnapshotStore,
-    durability: Durability,
     /// Invariant: equal to the records under `APPLIED_KEY` / `MEMBERSHIP_KEY` in `sm`
     /// (cached, because openraft asks often).
     applied: Option<LogId>,
@@ -97,9 +96,9 @@ pub struct StateMachineStore {
 }
 
 impl StateMachineStore {
-    pub(crate) fn open(db: &Db, durability: Durability) -> Result<Self, StorageError> {
-        let sm = db.open_tree("sm").map_err(codec::read_state_machine)?;
-        let snapshots = SnapshotStore::open(db).map_err(codec::read_snapshot)?;
+    pub(crate) fn open(disk: &Disk) -> Result<Self, StorageError> {
+        let sm = disk.db.open_tree("sm").map_err(codec::read_state_machine)?;
+        let snapshots = SnapshotStore::open(&disk.db).map_err(codec::read_snapshot)?;
         let applied: Option<LogId> = match sm.get(APPLIED_KEY).map_err(codec::read_state_machine)? {
             Some(bytes) => Some(decode(&bytes).map_err(codec::read_state_machine)?),
             None => None,
@@ -109,7 +108,12 @@ impl StateMachineStore {
             None => StoredMembership::default(),
         };
         let applied_index = Arc::new(AtomicU64::new(applied.map_or(0, |l| l.index)));
-        Ok(Self { db: db.clone(), sm, snapshots, durability, applied, membership, applied_index })
+        Ok(Self { disk: disk.clone(), sm, snapshots, applied, membership, applied_index })
+    }
+
+    /// The log id of the last applied entry.
+    pub(crate) fn applied(&self) -> Option<LogId> {
+        self.applied
     }
 
     /// Brings the state machine up to the current snapshot if a crash came between saving an
@@ -191,7 +195,7 @@ impl StateMachineStore {
         for (client_id, session) in &payload.sessions {
             writes.insert(&session_key(*client_id), encode(session).map_err(codec::write_state_machine)?);
         }
-        writes.apply(&self.sm, self.durability).map_err(codec::write_state_machine)?;
+        self.disk.apply(&self.sm, writes).map_err(codec::write_state_machine)?;
         self.set_applied(meta.last_log_id, meta.last_membership.clone());
         Ok(())
     }
@@ -229,6 +233,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     {
         let mut pending = Pending::default();
         let mut responses = Vec::new();
+        let mut observed = Vec::new();
         let mut applied = self.applied;
         let mut membership = self.membership.clone();
         for entry in entries {
@@ -242,6 +247,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
                 EntryPayload::Normal(request) => self.apply_request(&mut pending, request, index)?,
             };
+            if self.disk.observer.is_some() {
+                let request = match &entry.payload {
+                    EntryPayload::Normal(r) => Some((r.client_id, r.seq)),
+                    _ => None,
+                };
+                observed.push(StoreChange::Applied {
+                    log_id: entry.log_id,
+                    request,
+                    digest: payload_digest(&entry.payload),
+                });
+            }
             debug_assert!(response.revision <= index, "a response revision is never in the future");
             responses.push(response);
             applied = Some(entry.log_id);
@@ -268,16 +284,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         if membership != self.membership {
             writes.insert(MEMBERSHIP_KEY, encode(&membership).map_err(codec::write_state_machine)?);
         }
-        writes.apply(&self.sm, self.durability).map_err(codec::write_state_machine)?;
+        self.disk.apply(&self.sm, writes).map_err(codec::write_state_machine)?;
         self.set_applied(applied, membership);
+        for change in observed {
+            self.disk.emit(|| change);
+        }
         Ok(responses)
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         SnapshotBuilder {
-            db: self.db.clone(),
+            disk: self.disk.clone(),
             snapshots: self.snapshots.clone(),
-            durability: self.durability,
             membership: self.membership.clone(),
             captured: Some(self.capture()),
         }
@@ -299,11 +317,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let payload = SnapshotPayload::from_bytes(&snapshot.0, meta)?;
         // Snapshot first: if a crash comes before the state is replaced, open() finishes the job
         // from the saved snapshot (`catch_up_with_snapshot`).
-        self.snapshots.replace(meta, &snapshot.0)?;
+        self.snapshots.replace(&self.disk, meta, &snapshot.0)?;
         self.replace_state(meta, payload)?;
-        if self.durability == Durability::Fsync {
-            self.db.flush_async().await.map_err(codec::write_snapshot)?;
-        }
+        self.disk.emit(|| StoreChange::SnapshotInstalled { last: meta.last_log_id });
+        self.disk.flush().await.map_err(codec::write_snapshot)?;
         tracing::info!(snapshot_id = %meta.snapshot_id, last_log_id = ?meta.last_log_id, "installed snapshot");
         Ok(())
     }

@@ -6,6 +6,7 @@ use openraft::{RaftLogReader, RaftSnapshotBuilder};
 
 use super::{apply_one, blank_entry, get, log_id, membership_entry, put, request_entry};
 use crate::store::codec::encode;
+use crate::store::disk::Disk;
 use crate::store::snapshot::SnapshotStore;
 use crate::store::{open_db, open_dir, sim_db, Durability, LogStore, StateMachineStore};
 use crate::types::{Entry, Response, Vote};
@@ -117,7 +118,8 @@ async fn reopening_after_an_interrupted_install_catches_the_state_machine_up() {
     let db = sim_db().expect("sim db");
     {
         let _stores = open_db(db.clone(), Durability::ProcessCrash).expect("open");
-        SnapshotStore::open(&db).expect("tree").replace(&snap.meta, &snap.snapshot.0).expect("save");
+        let disk = Disk::plain(db.clone(), Durability::ProcessCrash);
+        SnapshotStore::open(&db).expect("tree").replace(&disk, &snap.meta, &snap.snapshot.0).expect("save");
     }
     let (_, mut sm) = open_db(db, Durability::ProcessCrash).expect("reopen");
     assert_eq!(sm.applied_state().await.expect("applied").0, Some(log_id(1, 2)));

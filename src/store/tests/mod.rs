@@ -3,6 +3,7 @@
 
 mod durability;
 mod open;
+mod sim_disk;
 mod state_machine;
 mod suite;
 

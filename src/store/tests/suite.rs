@@ -5,7 +5,7 @@
 use openraft::testing::{StoreBuilder, Suite};
 use tempfile::TempDir;
 
-use crate::store::{open_db, open_dir, sim_db, Durability, LogStore, StateMachineStore};
+use crate::store::{open_db, open_dir, open_sim, sim_db, Durability, LogStore, SimDisk, StateMachineStore};
 use crate::types::{StorageError, TypeConfig};
 
 /// Real mode: a fresh temporary directory per case, flushed on every append.
@@ -28,6 +28,22 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, ()> for SimDbBuilder 
         let (log, sm) = open_db(db, Durability::ProcessCrash).expect("open store");
         Ok(((), log, sm))
     }
+}
+
+/// Simulation with power loss: a fresh simulated disk per case, journaling every write.
+struct SimDiskBuilder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, SimDisk> for SimDiskBuilder {
+    async fn build(&self) -> Result<(SimDisk, LogStore, StateMachineStore), StorageError> {
+        let disk = SimDisk::new().expect("simulated disk");
+        let (log, sm) = open_sim(&disk, 1, None, None).expect("open store");
+        Ok((disk, log, sm))
+    }
+}
+
+#[test]
+fn openraft_storage_suite_passes_on_a_simulated_disk() -> Result<(), StorageError> {
+    Suite::test_all(SimDiskBuilder)
 }
 
 #[test]
