@@ -100,7 +100,7 @@ impl Client {
         if cfg.endpoints.is_empty() {
             return Err("no endpoints given".into());
         }
-        let client_id = runtime::with_rng(|r| r.gen_range(1..u64::MAX));
+        let client_id = runtime::with_rng(runtime::Stream::Clients, |r| r.gen_range(1..u64::MAX));
         let target = cfg.endpoints[0].clone();
         Ok(Client { cfg, channels: BTreeMap::new(), target, next_endpoint: 1, client_id, next_seq: 1 })
     }
@@ -162,7 +162,7 @@ impl Client {
 
     async fn backoff(&self, attempt: u32) {
         let base = self.cfg.backoff_min.saturating_mul(1u32 << attempt.min(10)).min(self.cfg.backoff_max);
-        let jitter = runtime::with_rng(|r| r.gen_range(0..=base.as_millis() as u64 / 2));
+        let jitter = runtime::with_rng(runtime::Stream::Clients, |r| r.gen_range(0..=base.as_millis() as u64 / 2));
         tokio::time::sleep(base + Duration::from_millis(jitter)).await;
     }
 
