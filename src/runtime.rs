@@ -41,8 +41,20 @@ thread_local! {
     static RNGS: RefCell<Option<[ChaCha8Rng; 2]>> = const { RefCell::new(None) };
 }
 
+/// The message a simulation stops with when it was built without `--cfg tokio_unstable`.
+pub const NEEDS_TOKIO_UNSTABLE: &str = "quorumlab simulations need `--cfg tokio_unstable`: without it tokio seeds \
+     its scheduler from process randomness and a seed no longer replays. .cargo/config.toml sets it, but a RUSTFLAGS \
+     environment variable replaces that setting: add it there, e.g. RUSTFLAGS=\"$RUSTFLAGS --cfg tokio_unstable\"";
+
 /// Seeds this thread's RNGs. A simulation calls this once, before building any node.
+///
+/// # Panics
+/// When the build lacks `--cfg tokio_unstable`: the run could not be replayed from its seed, and
+/// a simulation whose failure cannot be replayed is worse than none. Real mode does not call this.
 pub fn seed_thread_rng(seed: u64) {
+    if !cfg!(tokio_unstable) {
+        panic!("{NEEDS_TOKIO_UNSTABLE}");
+    }
     RNGS.with(|r| *r.borrow_mut() = Some(STREAMS.map(|s| stream(seed, s))));
 }
 

@@ -1,5 +1,13 @@
 //! The same seed must give a bit-identical trace; different seeds must give different traces.
 
+// A simulation replays from its seed only if tokio was built with `--cfg tokio_unstable`
+// (.cargo/config.toml sets it; a RUSTFLAGS variable silently replaces that): fail here, clearly.
+#[cfg(not(tokio_unstable))]
+compile_error!(
+    "simulated tests need `--cfg tokio_unstable`; your RUSTFLAGS replaced .cargo/config.toml's. \
+     Run with RUSTFLAGS=\"$RUSTFLAGS --cfg tokio_unstable\""
+);
+
 use std::time::Duration;
 
 use quorumlab::sim::{SimCluster, SimOptions};
