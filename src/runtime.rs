@@ -9,6 +9,9 @@
 //! drives tokio's paused clock, which openraft reads through `tokio::time::Instant`.
 //!
 //! Outside simulation the RNGs are seeded from the operating system on first use.
+//!
+//! Simulated tests pick their seeds with [`test_seeds`] (`QUORUMLAB_SEED` replays one) and name
+//! the replay command with [`replay_command`].
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -70,6 +73,41 @@ pub fn with_rng<T>(which: Stream, f: impl FnOnce(&mut ChaCha8Rng) -> T) -> T {
         });
         f(&mut rngs[which as usize - 1])
     })
+}
+
+/// The environment variable that makes a simulated test run one seed instead of its defaults.
+pub const SEED_ENV: &str = "QUORUMLAB_SEED";
+
+/// The seeds a simulated test runs: the one in `QUORUMLAB_SEED` if set, else `defaults`.
+///
+/// # Panics
+/// When `QUORUMLAB_SEED` is set but is not a number: a typo must not silently run the defaults.
+pub fn test_seeds(defaults: &[u64]) -> Vec<u64> {
+    match std::env::var(SEED_ENV) {
+        Ok(s) => match s.trim().parse() {
+            Ok(seed) => vec![seed],
+            Err(e) => panic!("{SEED_ENV}={s:?} is not a seed (a u64): {e}"),
+        },
+        Err(_) => defaults.to_vec(),
+    }
+}
+
+/// The command that replays one seed of one test: `QUORUMLAB_SEED=N cargo test --test T name`.
+pub fn replay_command(seed: u64, test_target: &str, test_name: &str) -> String {
+    format!("{SEED_ENV}={seed} cargo test --test {test_target} {test_name}")
+}
+
+/// Runs `f` once per seed of [`test_seeds`]; if a seed panics, says which one and how to replay
+/// it, then lets the panic continue. For simulated tests whose checks are `assert!`s and
+/// `unwrap()`s spread through the body.
+pub fn for_each_test_seed(defaults: &[u64], test_target: &str, test_name: &str, mut f: impl FnMut(u64)) {
+    for seed in test_seeds(defaults) {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(seed)));
+        if let Err(panic) = run {
+            eprintln!("seed {seed} failed; replay: {}", replay_command(seed, test_target, test_name));
+            std::panic::resume_unwind(panic);
+        }
+    }
 }
 
 /// A handle to the thread-local seeded RNG of [`Stream::Elections`], the only stream openraft

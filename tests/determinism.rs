@@ -10,6 +10,7 @@ compile_error!(
 
 use std::time::Duration;
 
+use quorumlab::runtime::for_each_test_seed;
 use quorumlab::sim::{SimCluster, SimOptions};
 
 /// Elect, write, cut the leader off, elect again, write, heal; returns the trace.
@@ -51,24 +52,31 @@ fn run(seed: u64) -> Vec<String> {
 
 #[test]
 fn the_same_seed_replays_a_bit_identical_trace() {
-    let a = run(42);
-    let b = run(42);
+    for_each_test_seed(&[42], "determinism", "the_same_seed_replays", same_seed_twice);
+}
+
+fn same_seed_twice(seed: u64) {
+    let a = run(seed);
+    let b = run(seed);
     assert!(a.len() > 20, "the trace should record elections and client operations: {a:#?}");
     assert!(a.iter().any(|l| l.contains("Leader")), "trace records leadership");
     assert!(a.iter().any(|l| l.contains("client: put")), "trace records client operations");
     if a != b {
         let first = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
-        panic!(
-            "seed 42 diverged at line {first}:\n  run 1: {:?}\n  run 2: {:?}\nreplay with: cargo test --test determinism",
-            a.get(first),
-            b.get(first)
-        );
+        panic!("seed {seed} diverged at line {first}:\n  run 1: {:?}\n  run 2: {:?}", a.get(first), b.get(first));
     }
 }
 
 #[test]
 fn different_seeds_give_different_traces() {
-    assert_ne!(run(1), run(2), "two seeds produced identical traces: the seed is not reaching the simulation");
+    for_each_test_seed(&[1], "determinism", "different_seeds", |seed| {
+        let next = seed.wrapping_add(1);
+        assert_ne!(
+            run(seed),
+            run(next),
+            "seeds {seed} and {next} produced identical traces: the seed is not reaching the simulation"
+        );
+    });
 }
 
 /// Runs one seed with a workload that opens `sessions` client sessions (each draws a client id)
@@ -121,10 +129,10 @@ fn election_after_restart(seed: u64, sessions: usize, prefix: &'static str) -> S
 /// drawn after the workload's draws; on one shared stream the extra sessions would shift them.
 #[test]
 fn a_different_client_workload_gives_the_same_election() {
-    for seed in [42, 43, 44] {
+    for_each_test_seed(&[42, 43, 44], "determinism", "a_different_client_workload", |seed| {
         let one = election_after_restart(seed, 1, "a");
         let many = election_after_restart(seed, 6, "b");
         println!("seed {seed}: {one}");
         assert_eq!(one, many, "seed {seed}: the election moved when only the client workload changed");
-    }
+    });
 }

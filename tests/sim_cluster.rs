@@ -16,6 +16,7 @@ use std::time::Duration;
 use quorumlab::client::admin;
 use quorumlab::net::Transport;
 use quorumlab::node::PlantedBug;
+use quorumlab::runtime::{for_each_test_seed, replay_command, test_seeds};
 use quorumlab::sim::history::Recorder;
 use quorumlab::sim::{Shared, SimCluster, SimOptions};
 
@@ -55,7 +56,11 @@ async fn read_all(s: &Shared, acked: &BTreeMap<String, String>) -> Result<(), St
 
 #[test]
 fn three_nodes_elect_a_leader_take_writes_and_read_them_back() {
-    let (mut c, s) = cluster(1, 3);
+    for_each_test_seed(&[1], "sim_cluster", "three_nodes_elect", three_nodes_take_writes);
+}
+
+fn three_nodes_take_writes(seed: u64) {
+    let (mut c, s) = cluster(seed, 3);
     c.client("workload", async move {
         s.initialize(1).await?;
         s.wait_for_leader_among(&[1, 2, 3], 5 * SEC).await.ok_or("no leader elected")?;
@@ -89,11 +94,12 @@ fn three_nodes_elect_a_leader_take_writes_and_read_them_back() {
 /// whole client history is linearizable.
 #[test]
 fn an_isolated_leader_is_replaced_and_cannot_serve_writes_or_reads() {
-    for seed in seeds(&[7, 8, 9]) {
+    for seed in test_seeds(&[7, 8, 9]) {
         let violations = isolated_leader_scenario(seed, None);
         assert!(
             violations.is_empty(),
-            "seed {seed}: {violations:#?}\nreplay: QUORUMLAB_SEED={seed} cargo test --test sim_cluster isolated_leader"
+            "seed {seed}: {violations:#?}\nreplay: {}",
+            replay_command(seed, "sim_cluster", "an_isolated_leader_is_replaced")
         );
     }
 }
@@ -102,16 +108,11 @@ fn an_isolated_leader_is_replaced_and_cannot_serve_writes_or_reads() {
 /// the deposed leader answering a read, and the linearizability checker must reject the history.
 #[test]
 fn negative_control_a_leader_serving_local_reads_is_caught() {
-    let violations = isolated_leader_scenario(7, Some(PlantedBug::StaleLocalReads));
-    assert!(violations.iter().any(|v| v.contains("answered a read")), "{violations:#?}");
-    assert!(violations.iter().any(|v| v.contains("not linearizable")), "{violations:#?}");
-}
-
-/// The seeds to run: `QUORUMLAB_SEED` replays one, otherwise the given defaults.
-fn seeds(defaults: &[u64]) -> Vec<u64> {
-    match std::env::var("QUORUMLAB_SEED").ok().and_then(|s| s.parse().ok()) {
-        Some(seed) => vec![seed],
-        None => defaults.to_vec(),
+    for seed in test_seeds(&[7]) {
+        let violations = isolated_leader_scenario(seed, Some(PlantedBug::StaleLocalReads));
+        let replay = replay_command(seed, "sim_cluster", "negative_control_a_leader_serving_local_reads");
+        assert!(violations.iter().any(|v| v.contains("answered a read")), "{violations:#?}\nreplay: {replay}");
+        assert!(violations.iter().any(|v| v.contains("not linearizable")), "{violations:#?}\nreplay: {replay}");
     }
 }
 
@@ -220,8 +221,12 @@ fn isolated_leader_scenario(seed: u64, planted_bug: Option<PlantedBug>) -> Vec<S
 /// With a snapshot every 50 entries the restarted nodes must catch up across purged logs.
 #[test]
 fn crashed_follower_and_leader_restart_and_catch_up_without_losing_writes() {
+    for_each_test_seed(&[11], "sim_cluster", "crashed_follower_and_leader", crash_and_restart);
+}
+
+fn crash_and_restart(seed: u64) {
     quorumlab::sim::trace::init_tracing();
-    let mut opts = SimOptions::new(11, 3);
+    let mut opts = SimOptions::new(seed, 3);
     opts.snapshot_every = 50;
     opts.logs_kept_after_snapshot = 10;
     let mut c = SimCluster::new(opts);
@@ -289,8 +294,12 @@ fn crashed_follower_and_leader_restart_and_catch_up_without_losing_writes() {
 /// stable storage. This test keeps the leader stable; it checks catch-up, not amnesia safety.
 #[test]
 fn a_wiped_follower_catches_up_by_snapshot() {
+    for_each_test_seed(&[5], "sim_cluster", "a_wiped_follower", wiped_follower);
+}
+
+fn wiped_follower(seed: u64) {
     quorumlab::sim::trace::init_tracing();
-    let mut opts = SimOptions::new(5, 3);
+    let mut opts = SimOptions::new(seed, 3);
     opts.snapshot_every = 40;
     opts.logs_kept_after_snapshot = 5;
     let mut c = SimCluster::new(opts);
@@ -331,8 +340,12 @@ fn a_wiped_follower_catches_up_by_snapshot() {
 /// write, and node 1 is out of the voter set.
 #[test]
 fn a_learner_joins_becomes_a_voter_and_an_old_voter_leaves() {
+    for_each_test_seed(&[21], "sim_cluster", "a_learner_joins", learner_joins);
+}
+
+fn learner_joins(seed: u64) {
     quorumlab::sim::trace::init_tracing();
-    let mut c = SimCluster::new(SimOptions::new(21, 4));
+    let mut c = SimCluster::new(SimOptions::new(seed, 4));
     let s = c.shared.clone();
     c.client("workload", async move {
         s.initialize_with(1, &[1, 2, 3]).await?;

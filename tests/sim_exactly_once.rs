@@ -14,6 +14,7 @@ use quorumlab::net::{self, Deadlines, Transport};
 use quorumlab::pb;
 use quorumlab::pb::kv_service_client::KvServiceClient;
 use quorumlab::pb::raft_service_client::RaftServiceClient;
+use quorumlab::runtime::for_each_test_seed;
 use quorumlab::sim::{Shared, SimCluster, SimOptions};
 
 async fn kv_to_leader(s: &Shared) -> Result<KvServiceClient<tonic::transport::Channel>, String> {
@@ -28,8 +29,12 @@ fn put(key: &str, value: &str, client_id: u64, seq: u64) -> pb::PutRequest {
 
 #[test]
 fn a_retried_write_with_the_same_client_and_sequence_applies_once() {
+    for_each_test_seed(&[3], "sim_exactly_once", "a_retried_write", retried_write);
+}
+
+fn retried_write(seed: u64) {
     quorumlab::sim::trace::init_tracing();
-    let mut c = SimCluster::new(SimOptions::new(3, 3));
+    let mut c = SimCluster::new(SimOptions::new(seed, 3));
     let s = c.shared.clone();
     c.client("workload", async move {
         s.initialize(1).await?;
@@ -55,8 +60,12 @@ fn a_retried_write_with_the_same_client_and_sequence_applies_once() {
 
 #[test]
 fn malformed_requests_get_a_grpc_status_not_a_crash() {
+    for_each_test_seed(&[4], "sim_exactly_once", "malformed_requests", malformed_requests);
+}
+
+fn malformed_requests(seed: u64) {
     quorumlab::sim::trace::init_tracing();
-    let mut c = SimCluster::new(SimOptions::new(4, 3));
+    let mut c = SimCluster::new(SimOptions::new(seed, 3));
     let s = c.shared.clone();
     c.client("workload", async move {
         s.initialize(1).await?;
