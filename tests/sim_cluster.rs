@@ -136,15 +136,27 @@ fn isolated_leader_scenario(seed: u64, planted_bug: Option<PlantedBug>) -> Vec<S
             for i in 0..10 {
                 client.put(&format!("k{i}"), "before").await.map_err(|e| e.to_string())?;
             }
+            let old_term = s.metrics()[&old].current_term;
             let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|n| *n != old).collect();
             for r in &rest {
                 turmoil::partition(s.host(old), s.host(*r));
                 turmoil::partition("beside", s.host(*r));
             }
             s.trace.record(format!("nemesis: isolate leader {old} with client host beside"));
+            let applied_at_cut = s.applied(old);
             old_leader.store(old as u32, Ordering::SeqCst);
-            let new = s.wait_for_leader_among(&rest, 10 * SEC).await.ok_or("majority side elected no leader")?;
-            assert_ne!(new, old);
+            // The new leader is looked for among every node, the isolated one included: it must be
+            // elected at a higher term, and it must not be the node that was cut off.
+            let mut elected = None;
+            s.wait_for(10 * SEC, |s| {
+                elected = s.leader().filter(|(_, term)| *term > old_term);
+                elected.is_some()
+            })
+            .await;
+            let (new, new_term) = elected.ok_or(format!("no leader above term {old_term} within 10 s"))?;
+            if new == old {
+                return Err(format!("the isolated node {old} leads again, at term {new_term}"));
+            }
             // Overwrite keys the old leader still holds, so a stale read would show.
             for i in 0..10 {
                 client.put(&format!("k{i}"), "after").await.map_err(|e| e.to_string())?;
@@ -153,8 +165,15 @@ fn isolated_leader_scenario(seed: u64, planted_bug: Option<PlantedBug>) -> Vec<S
             while phase.load(Ordering::SeqCst) != 2 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            // Cut off, the old leader may have appended the write sent beside it, but never
+            // committed or applied anything more.
+            if s.applied(old) != applied_at_cut {
+                let now = s.applied(old);
+                return Err(format!("isolated old leader {old} applied past {applied_at_cut:?} to {now:?}"));
+            }
             for r in &rest {
                 turmoil::repair(s.host(old), s.host(*r));
+                turmoil::repair("beside", s.host(*r));
             }
             s.trace.record("nemesis: heal");
             if !s.wait_for(20 * SEC, Shared::converged).await {
@@ -167,6 +186,14 @@ fn isolated_leader_scenario(seed: u64, planted_bug: Option<PlantedBug>) -> Vec<S
                 if got.as_ref().map(|f| f.value.as_slice()) != Some(b"after".as_slice()) {
                     return Err(format!("acknowledged write lost: {key} should be \"after\", read {got:?}"));
                 }
+            }
+            // Healed, the old leader has learned the new term and stepped down.
+            let m = s.metrics()[&old].clone();
+            if m.current_term < new_term || m.current_leader == Some(old) {
+                return Err(format!(
+                    "old leader {old} did not step down after the heal: {:?} at term {}, new leader {new} at {new_term}",
+                    m.state, m.current_term
+                ));
             }
             // The write sent through the old leader never reached a quorum: it is not readable.
             if client.get("minority").await.map_err(|e| e.to_string())?.is_some() {
@@ -285,7 +312,18 @@ fn crash_and_restart(seed: u64) {
     c.run_until_caught_up(leader, 30 * SEC).unwrap();
     phase.store(40, Ordering::SeqCst);
     c.run().unwrap();
-    assert_eq!(acked.lock().unwrap().len(), 480);
+    // The workload read every acknowledged write back through the leader; each node must also
+    // hold them itself, the two restarted ones included.
+    assert!(c.run_until(30 * SEC, Shared::converged).unwrap(), "nodes did not converge: {:?}", s.metrics());
+    let acked = acked.lock().unwrap().clone();
+    let nodes = s.nodes.lock().unwrap().clone();
+    assert_eq!(nodes.len(), 3, "every node should be running at the end");
+    for (id, node) in &nodes {
+        for (k, v) in &acked {
+            let got = node.reader.get(k.as_bytes()).unwrap().map(|(v, _)| v);
+            assert_eq!(got.as_deref(), Some(v.as_bytes()), "node {id} lost acknowledged write {k}");
+        }
+    }
 }
 
 /// A node whose disk is wiped comes back empty and is brought up to date by snapshot.
@@ -323,10 +361,19 @@ fn wiped_follower(seed: u64) {
             3
         }
     };
+    // The leader must have purged the log the wiped node needs, or it could catch up by plain
+    // replication and this test would not exercise snapshots at all.
+    let (leader, _) = s.leader().unwrap();
+    let purged = s.metrics()[&leader].purged.map(|l| l.index);
     c.crash(f);
     c.wipe(f).unwrap();
     c.bounce(f);
     c.run_until_caught_up(f, 30 * SEC).unwrap();
+    let fm = s.metrics()[&f].clone();
+    let installed = fm.snapshot.map(|l| l.index);
+    assert!(installed.is_some(), "wiped node {f} caught up without installing a snapshot: {fm:?}");
+    assert!(purged.is_some(), "leader {leader} had not purged its log, so no snapshot was needed");
+    assert!(installed >= purged, "node {f}'s snapshot (up to {installed:?}) misses entries purged up to {purged:?}");
     let reader = s.nodes.lock().unwrap()[&f].reader.clone();
     for i in 0..100 {
         let (v, _) =
