@@ -227,21 +227,66 @@ fn isolated_leader_scenario(seed: u64, planted_bug: Option<PlantedBug>) -> Vec<S
     if let Err(e) = c.run() {
         violations.lock().unwrap().push(format!("simulation failed: {e}"));
     }
+    let mut v = violations.lock().unwrap().clone();
+    v.extend(check_history(&rec, "isolated-leader", seed));
+    v
+}
+
+/// Checks a recorded history; a violation says why and where the history was saved.
+fn check_history(rec: &Recorder, scenario: &str, seed: u64) -> Option<String> {
     match rec.check() {
-        Ok(v) if v.is_linearizable() => {}
+        Ok(v) if v.is_linearizable() => None,
         Ok(v) => {
-            let path = std::env::temp_dir().join(format!("quorumlab-isolated-leader-seed-{seed}.jsonl"));
+            let path = std::env::temp_dir().join(format!("quorumlab-{scenario}-seed-{seed}.jsonl"));
             let saved = match rec.write_jsonl(&path) {
                 Ok(()) => format!("history saved; explain it with: quorumlab check {}", path.display()),
                 Err(e) => format!("could not save the history: {e}"),
             };
             let why = v.violation().map(|(p, v)| format!("{p:?}: {v:?}")).unwrap_or_default();
-            violations.lock().unwrap().push(format!("client history not linearizable ({saved}): {why}"));
+            Some(format!("client history not linearizable ({saved}): {why}"))
         }
-        Err(e) => violations.lock().unwrap().push(format!("checker error: {e}")),
+        Err(e) => Some(format!("checker error: {e}")),
     }
-    let v = violations.lock().unwrap().clone();
-    v
+}
+
+/// Runs `scenario` with a planted bug on seeds 1 to 10 (or `QUORUMLAB_SEED` alone) until one of
+/// its violations is one that `caught` recognises; prints and returns that seed.
+fn first_seed_that_catches(
+    bug: PlantedBug,
+    test_name: &str,
+    mut scenario: impl FnMut(u64) -> Vec<String>,
+    caught: impl Fn(&str) -> bool,
+) -> u64 {
+    let seeds = test_seeds(&(1..=10).collect::<Vec<_>>());
+    let mut missed = Vec::new();
+    for &seed in &seeds {
+        let violations = scenario(seed);
+        if let Some(v) = violations.iter().find(|v| caught(v)) {
+            println!("planted bug {bug:?} caught by seed {seed}: {v}\nall it saw: {violations:#?}");
+            println!("replay: {}", replay_command(seed, "sim_cluster", test_name));
+            return seed;
+        }
+        missed.push((seed, violations));
+    }
+    panic!("planted bug {bug:?} went unnoticed on seeds {seeds:?}; what each seed saw instead: {missed:#?}")
+}
+
+/// Negative control: a leader that acknowledges a write once it has appended it locally, before
+/// a majority holds it. Cut off with a client beside it, it acknowledges the client's write,
+/// which the majority never sees; the scenario or the history checker must notice.
+#[test]
+fn negative_control_a_leader_acknowledging_before_a_majority_is_caught() {
+    let bug = PlantedBug::AckBeforeMajority;
+    first_seed_that_catches(
+        bug,
+        "negative_control_a_leader_acknowledging",
+        |seed| isolated_leader_scenario(seed, Some(bug)),
+        |v| {
+            v.contains("acknowledged a write")
+                || v.contains("acknowledged write lost")
+                || v.contains("not linearizable")
+        },
+    );
 }
 
 /// Crash a follower, keep writing, restart it; then crash the leader, keep writing, restart it.

@@ -36,6 +36,10 @@ pub enum PlantedBug {
     /// Answer `Get` from local state whenever this node believes it leads, skipping the
     /// read-index round trip: the classic stale read of a leader that was deposed behind its back.
     StaleLocalReads,
+    /// A leader answers a write as soon as it has appended the entry to its own log, without
+    /// waiting for a majority to hold it: a leader cut off right then acknowledges writes that
+    /// the next leader overwrites.
+    AckBeforeMajority,
 }
 
 /// Everything a node needs besides its storage.
