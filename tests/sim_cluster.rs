@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quorumlab::client::admin;
+use quorumlab::client::{admin, Client, ClientConfig};
 use quorumlab::net::Transport;
 use quorumlab::node::PlantedBug;
 use quorumlab::runtime::{for_each_test_seed, replay_command, test_seeds};
@@ -287,6 +287,76 @@ fn negative_control_a_leader_acknowledging_before_a_majority_is_caught() {
                 || v.contains("not linearizable")
         },
     );
+}
+
+/// 3 nodes; a writer's requests still reach the leader but the leader's answers to it are cut
+/// (a one-way partition), so its write commits while the client hears nothing and times out.
+/// The client must report that write as unknown, never failed: after the heal another client
+/// reads it, and the whole history must be linearizable.
+#[test]
+fn a_write_whose_answer_is_lost_is_reported_unknown_not_failed() {
+    for seed in test_seeds(&[1, 2, 3]) {
+        let violations = lost_answer_scenario(seed, None);
+        assert!(
+            violations.is_empty(),
+            "seed {seed}: {violations:#?}\nreplay: {}",
+            replay_command(seed, "sim_cluster", "a_write_whose_answer_is_lost")
+        );
+    }
+}
+
+/// Negative control: a client library that reports a timed-out write as failed. The write
+/// applied, so a history with it as `fail` and a later read of its value is not linearizable.
+#[test]
+fn negative_control_a_client_reporting_a_timed_out_write_as_failed_is_caught() {
+    let bug = PlantedBug::ClientReportsTimeoutAsFailed;
+    first_seed_that_catches(
+        bug,
+        "negative_control_a_client_reporting",
+        |seed| lost_answer_scenario(seed, Some(bug)),
+        |v| v.contains("not linearizable"),
+    );
+}
+
+/// Runs the lost-answer scenario with `client_bug` planted in the writer's client library;
+/// returns every violation seen (empty: all good).
+fn lost_answer_scenario(seed: u64, client_bug: Option<PlantedBug>) -> Vec<String> {
+    quorumlab::sim::trace::init_tracing();
+    let mut c = SimCluster::new(SimOptions::new(seed, 3));
+    let s = c.shared.clone();
+    let rec = Recorder::with_trace(s.trace.clone());
+    {
+        let (s, rec) = (s.clone(), rec.clone());
+        c.client("writer", async move {
+            s.initialize(1).await?;
+            let leader = s.wait_for_leader_among(&[1, 2, 3], 5 * SEC).await.ok_or("no leader elected")?;
+            let mut cfg = ClientConfig::new(s.endpoints(), Transport::Sim);
+            cfg.planted_bug = client_bug;
+            let mut writer = rec.client(Client::new(cfg)?);
+            // Connects the writer to the leader, so the write below goes straight to it.
+            writer.put("k", "first").await.map_err(|e| e.to_string())?;
+            turmoil::partition_oneway(s.host(leader), "writer");
+            s.trace.record(format!("nemesis: cut leader {leader}'s answers to the writer"));
+            let outcome = writer.put("k", "second").await;
+            turmoil::repair_oneway(s.host(leader), "writer");
+            s.trace.record("nemesis: heal");
+            if let Ok(r) = outcome {
+                return Err(format!("the write was acknowledged at {} although its answers were cut", r.revision));
+            }
+            let mut reader = rec.client(s.client());
+            let got = reader.get("k").await.map_err(|e| e.to_string())?;
+            if got.as_ref().map(|f| f.value.as_slice()) != Some(b"second".as_slice()) {
+                return Err(format!("the write whose answer was lost did not apply (read {got:?}): nothing tested"));
+            }
+            Ok(())
+        });
+    }
+    let mut violations = Vec::new();
+    if let Err(e) = c.run() {
+        violations.push(format!("simulation failed: {e}"));
+    }
+    violations.extend(check_history(&rec, "lost-answer", seed));
+    violations
 }
 
 /// Crash a follower, keep writing, restart it; then crash the leader, keep writing, restart it.

@@ -40,6 +40,9 @@ pub enum PlantedBug {
     /// waiting for a majority to hold it: a leader cut off right then acknowledges writes that
     /// the next leader overwrites.
     AckBeforeMajority,
+    /// The client library reports a write whose attempt timed out (outcome unknown) as failed,
+    /// although the write may have committed. Planted through `ClientConfig::planted_bug`.
+    ClientReportsTimeoutAsFailed,
 }
 
 /// Everything a node needs besides its storage.
