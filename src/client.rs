@@ -15,7 +15,7 @@ use tonic::{Code, Status};
 
 use crate::net::{self, Deadlines, Transport};
 use crate::node::service::leader_hint;
-use crate::node::{convert, MAX_MESSAGE_BYTES};
+use crate::node::{convert, PlantedBug, MAX_MESSAGE_BYTES};
 use crate::pb;
 use crate::pb::admin_service_client::AdminServiceClient;
 use crate::pb::kv_service_client::KvServiceClient;
@@ -34,6 +34,9 @@ pub struct ClientConfig {
     pub attempt_timeout: Duration,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// A client-side bug planted by a negative-control test; `None` in every real configuration,
+    /// and refused by [`Client::new`] outside simulation.
+    pub planted_bug: Option<PlantedBug>,
 }
 
 impl ClientConfig {
@@ -45,6 +48,7 @@ impl ClientConfig {
             attempt_timeout: Duration::from_millis(2_500),
             backoff_min: Duration::from_millis(20),
             backoff_max: Duration::from_millis(500),
+            planted_bug: None,
         }
     }
 }
@@ -100,7 +104,10 @@ impl Client {
         if cfg.endpoints.is_empty() {
             return Err("no endpoints given".into());
         }
-        let client_id = runtime::with_rng(|r| r.gen_range(1..u64::MAX));
+        if cfg.planted_bug.is_some() && cfg.transport != Transport::Sim {
+            return Err("planted bugs are for simulated clusters only".into());
+        }
+        let client_id = runtime::with_rng(runtime::Stream::Clients, |r| r.gen_range(1..u64::MAX));
         let target = cfg.endpoints[0].clone();
         Ok(Client { cfg, channels: BTreeMap::new(), target, next_endpoint: 1, client_id, next_seq: 1 })
     }
@@ -162,7 +169,7 @@ impl Client {
 
     async fn backoff(&self, attempt: u32) {
         let base = self.cfg.backoff_min.saturating_mul(1u32 << attempt.min(10)).min(self.cfg.backoff_max);
-        let jitter = runtime::with_rng(|r| r.gen_range(0..=base.as_millis() as u64 / 2));
+        let jitter = runtime::with_rng(runtime::Stream::Clients, |r| r.gen_range(0..=base.as_millis() as u64 / 2));
         tokio::time::sleep(base + Duration::from_millis(jitter)).await;
     }
 
@@ -213,6 +220,11 @@ impl Client {
         match self.call(Call::Write(cmd)).await {
             Ok(Reply::Write(r)) => Ok(r),
             Ok(Reply::Get(_)) => unreachable!("a write is answered with a write reply"),
+            Err(GaveUp { reason, maybe_applied: true })
+                if self.cfg.planted_bug == Some(PlantedBug::ClientReportsTimeoutAsFailed) =>
+            {
+                Err(WriteError::Failed(reason))
+            }
             Err(GaveUp { reason, maybe_applied: true }) => Err(WriteError::Unknown(reason)),
             Err(GaveUp { reason, maybe_applied: false }) => Err(WriteError::Failed(reason)),
         }
@@ -373,5 +385,17 @@ pub mod admin {
             Err(_) => Err(format!("{addr}: no answer within {timeout:?}")),
             Ok(r) => r.map(|_| ()).map_err(|s| describe(addr, s)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_over_real_tcp_refuses_a_planted_bug() {
+        let mut cfg = ClientConfig::new(vec!["127.0.0.1:1".into()], Transport::Tcp);
+        cfg.planted_bug = Some(PlantedBug::ClientReportsTimeoutAsFailed);
+        assert!(Client::new(cfg).is_err());
     }
 }

@@ -1,11 +1,17 @@
 //! The clock and randomness seam.
 //!
-//! openraft draws its election timeouts from `AsyncRuntime::thread_rng()`. Under turmoil every
-//! host runs on one thread, so one thread-local RNG seeded from the simulation seed makes the
-//! whole cluster's randomness a function of that seed. Time needs nothing extra: turmoil drives
-//! tokio's paused clock, which openraft reads through `tokio::time::Instant`.
+//! openraft draws its election timeouts from `AsyncRuntime::thread_rng()`; the client library
+//! draws client ids and retry backoff. Under turmoil every host runs on one thread, so
+//! thread-local RNGs seeded from the simulation seed make the whole cluster's randomness a
+//! function of that seed. Each consumer has its own [`Stream`]: one ChaCha8 stream per consumer,
+//! all keyed by the seed, so opening one more client session or retrying once more does not move
+//! any node's election timeout (and the other way round). Time needs nothing extra: turmoil
+//! drives tokio's paused clock, which openraft reads through `tokio::time::Instant`.
 //!
-//! Outside simulation the RNG is seeded from the operating system on first use.
+//! Outside simulation the RNGs are seeded from the operating system on first use.
+//!
+//! Simulated tests pick their seeds with [`test_seeds`] (`QUORUMLAB_SEED` replays one) and name
+//! the replay command with [`replay_command`].
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -15,41 +21,112 @@ use openraft::{AsyncRuntime, OptionalSend, TokioInstant, TokioRuntime};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// Who draws from a random stream. Each variant is its own ChaCha8 stream of the same seed; the
+/// discriminant is the stream id and, minus one, the index in [`STREAMS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// openraft's election timeouts (drawn once per node start).
+    Elections = 1,
+    /// Client ids and retry backoff in the client library.
+    Clients = 2,
+}
+
+const STREAMS: [Stream; 2] = [Stream::Elections, Stream::Clients];
+
+/// The RNG of `stream` for `seed`: the same key for every stream, a different ChaCha stream id.
+pub fn stream(seed: u64, stream: Stream) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream as u64);
+    rng
+}
+
 thread_local! {
-    static RNG: RefCell<Option<ChaCha8Rng>> = const { RefCell::new(None) };
+    static RNGS: RefCell<Option<[ChaCha8Rng; 2]>> = const { RefCell::new(None) };
 }
 
-/// Seeds this thread's RNG. A simulation calls this once, before building any node.
+/// The message a simulation stops with when it was built without `--cfg tokio_unstable`.
+pub const NEEDS_TOKIO_UNSTABLE: &str = "quorumlab simulations need `--cfg tokio_unstable`: without it tokio seeds \
+     its scheduler from process randomness and a seed no longer replays. .cargo/config.toml sets it, but a RUSTFLAGS \
+     environment variable replaces that setting: add it there, e.g. RUSTFLAGS=\"$RUSTFLAGS --cfg tokio_unstable\"";
+
+/// Seeds this thread's RNGs. A simulation calls this once, before building any node.
+///
+/// # Panics
+/// When the build lacks `--cfg tokio_unstable`: the run could not be replayed from its seed, and
+/// a simulation whose failure cannot be replayed is worse than none. Real mode does not call this.
 pub fn seed_thread_rng(seed: u64) {
-    RNG.with(|r| *r.borrow_mut() = Some(ChaCha8Rng::seed_from_u64(seed)));
+    if !cfg!(tokio_unstable) {
+        panic!("{NEEDS_TOKIO_UNSTABLE}");
+    }
+    RNGS.with(|r| *r.borrow_mut() = Some(STREAMS.map(|s| stream(seed, s))));
 }
 
-/// Runs `f` with this thread's RNG, seeding it from the OS if no simulation seeded it.
+/// Runs `f` with this thread's RNG for `which`, seeding every stream from the OS if no
+/// simulation seeded them.
 #[allow(clippy::disallowed_methods, reason = "outside a simulation, OS entropy is the right seed")]
-pub fn with_rng<T>(f: impl FnOnce(&mut ChaCha8Rng) -> T) -> T {
-    RNG.with(|r| {
+pub fn with_rng<T>(which: Stream, f: impl FnOnce(&mut ChaCha8Rng) -> T) -> T {
+    RNGS.with(|r| {
         let mut slot = r.borrow_mut();
-        let rng = slot.get_or_insert_with(|| ChaCha8Rng::seed_from_u64(rand::random()));
-        f(rng)
+        let rngs = slot.get_or_insert_with(|| {
+            let seed: u64 = rand::random();
+            STREAMS.map(|s| stream(seed, s))
+        });
+        f(&mut rngs[which as usize - 1])
     })
 }
 
-/// A handle to the thread-local seeded RNG.
+/// The environment variable that makes a simulated test run one seed instead of its defaults.
+pub const SEED_ENV: &str = "QUORUMLAB_SEED";
+
+/// The seeds a simulated test runs: the one in `QUORUMLAB_SEED` if set, else `defaults`.
+///
+/// # Panics
+/// When `QUORUMLAB_SEED` is set but is not a number: a typo must not silently run the defaults.
+pub fn test_seeds(defaults: &[u64]) -> Vec<u64> {
+    match std::env::var(SEED_ENV) {
+        Ok(s) => match s.trim().parse() {
+            Ok(seed) => vec![seed],
+            Err(e) => panic!("{SEED_ENV}={s:?} is not a seed (a u64): {e}"),
+        },
+        Err(_) => defaults.to_vec(),
+    }
+}
+
+/// The command that replays one seed of one test: `QUORUMLAB_SEED=N cargo test --test T name`.
+pub fn replay_command(seed: u64, test_target: &str, test_name: &str) -> String {
+    format!("{SEED_ENV}={seed} cargo test --test {test_target} {test_name}")
+}
+
+/// Runs `f` once per seed of [`test_seeds`]; if a seed panics, says which one and how to replay
+/// it, then lets the panic continue. For simulated tests whose checks are `assert!`s and
+/// `unwrap()`s spread through the body.
+pub fn for_each_test_seed(defaults: &[u64], test_target: &str, test_name: &str, mut f: impl FnMut(u64)) {
+    for seed in test_seeds(defaults) {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(seed)));
+        if let Err(panic) = run {
+            eprintln!("seed {seed} failed; replay: {}", replay_command(seed, test_target, test_name));
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+/// A handle to the thread-local seeded RNG of [`Stream::Elections`], the only stream openraft
+/// draws from.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SeededRng;
 
 impl RngCore for SeededRng {
     fn next_u32(&mut self) -> u32 {
-        with_rng(|r| r.next_u32())
+        with_rng(Stream::Elections, |r| r.next_u32())
     }
     fn next_u64(&mut self) -> u64 {
-        with_rng(|r| r.next_u64())
+        with_rng(Stream::Elections, |r| r.next_u64())
     }
     fn fill_bytes(&mut self, dest: &mut [u8]) {
-        with_rng(|r| r.fill_bytes(dest))
+        with_rng(Stream::Elections, |r| r.fill_bytes(dest))
     }
     fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
-        with_rng(|r| r.try_fill_bytes(dest))
+        with_rng(Stream::Elections, |r| r.try_fill_bytes(dest))
     }
 }
 

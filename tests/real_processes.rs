@@ -28,11 +28,14 @@ async fn three_processes_survive_a_sigkilled_leader_and_the_restarted_node_catch
         client.put(format!("key-{i}").as_bytes(), format!("value-{i}").as_bytes()).await.unwrap();
     }
 
+    let old_term = admin::status(Transport::Tcp, &cluster.addrs[&leader], SEC).await.unwrap().current_term;
     // SIGKILL: no clean shutdown, no flush beyond what each append already made durable.
     cluster.kill(leader);
-    let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|n| *n != leader).collect();
-    let new_leader = cluster.wait_for_leader(&rest, 15 * SEC).await.unwrap();
-    assert_ne!(new_leader, leader);
+    // Ask every node, the killed one included: the new leader must lead a higher term, and must
+    // not be the node that was killed.
+    let new = poll(15 * SEC, async || leader_above(&cluster, old_term).await).await;
+    let (new_leader, new_term) = new.unwrap_or_else(|| panic!("no node leads a term above {old_term} after the kill"));
+    assert_ne!(new_leader, leader, "the killed node {leader} still answers as leader at term {new_term}");
     for i in 0..200 {
         let got = client.get(format!("key-{i}").as_bytes()).await.unwrap();
         assert_eq!(got.map(|f| f.value), Some(format!("value-{i}").into_bytes()), "key-{i} lost");
@@ -50,6 +53,14 @@ async fn three_processes_survive_a_sigkilled_leader_and_the_restarted_node_catch
     })
     .await;
     assert!(caught_up.is_some(), "the restarted node {leader} did not catch up to {target}");
+    // openraft resumes leadership on restart when its vote was committed: the old leader must
+    // instead have learned the new term (it may lead a later one, after an election of its own).
+    let restarted = admin::status(Transport::Tcp, &addr, SEC).await.unwrap();
+    assert!(
+        restarted.current_term >= new_term,
+        "the restarted old leader still holds term {} below the new leader's {new_term}: {restarted:?}",
+        restarted.current_term
+    );
 
     // `cluster status` shows all three, one of them leader; with debug logging on, stdout is
     // still nothing but the JSON (logs go to stderr).
@@ -62,6 +73,18 @@ async fn three_processes_survive_a_sigkilled_leader_and_the_restarted_node_catch
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 3);
     assert_eq!(v.as_array().unwrap().iter().filter(|n| n["role"] == "leader").count(), 1, "{v:#}");
+}
+
+/// The node that says it leads the highest term above `term`, asking every node of the cluster.
+async fn leader_above(cluster: &LocalCluster, term: u64) -> Option<(u64, u64)> {
+    let mut best = None;
+    for (id, addr) in &cluster.addrs {
+        let Ok(s) = admin::status(Transport::Tcp, addr, Duration::from_millis(300)).await else { continue };
+        if s.role == "leader" && s.current_term > term && best.is_none_or(|(_, t)| s.current_term > t) {
+            best = Some((*id, s.current_term));
+        }
+    }
+    best
 }
 
 /// `cluster add-learner` and `cluster set-voters` grow a 3-voter cluster of processes to 4.

@@ -1,11 +1,20 @@
 //! Exactly-once writes (Raft thesis §6.3) and gRPC statuses for malformed requests.
 
+// A simulation replays from its seed only if tokio was built with `--cfg tokio_unstable`
+// (.cargo/config.toml sets it; a RUSTFLAGS variable silently replaces that): fail here, clearly.
+#[cfg(not(tokio_unstable))]
+compile_error!(
+    "simulated tests need `--cfg tokio_unstable`; your RUSTFLAGS replaced .cargo/config.toml's. \
+     Run with RUSTFLAGS=\"$RUSTFLAGS --cfg tokio_unstable\""
+);
+
 use std::time::Duration;
 
 use quorumlab::net::{self, Deadlines, Transport};
 use quorumlab::pb;
 use quorumlab::pb::kv_service_client::KvServiceClient;
 use quorumlab::pb::raft_service_client::RaftServiceClient;
+use quorumlab::runtime::for_each_test_seed;
 use quorumlab::sim::{Shared, SimCluster, SimOptions};
 
 async fn kv_to_leader(s: &Shared) -> Result<KvServiceClient<tonic::transport::Channel>, String> {
@@ -20,8 +29,12 @@ fn put(key: &str, value: &str, client_id: u64, seq: u64) -> pb::PutRequest {
 
 #[test]
 fn a_retried_write_with_the_same_client_and_sequence_applies_once() {
+    for_each_test_seed(&[3], "sim_exactly_once", "a_retried_write", retried_write);
+}
+
+fn retried_write(seed: u64) {
     quorumlab::sim::trace::init_tracing();
-    let mut c = SimCluster::new(SimOptions::new(3, 3));
+    let mut c = SimCluster::new(SimOptions::new(seed, 3));
     let s = c.shared.clone();
     c.client("workload", async move {
         s.initialize(1).await?;
@@ -47,8 +60,12 @@ fn a_retried_write_with_the_same_client_and_sequence_applies_once() {
 
 #[test]
 fn malformed_requests_get_a_grpc_status_not_a_crash() {
+    for_each_test_seed(&[4], "sim_exactly_once", "malformed_requests", malformed_requests);
+}
+
+fn malformed_requests(seed: u64) {
     quorumlab::sim::trace::init_tracing();
-    let mut c = SimCluster::new(SimOptions::new(4, 3));
+    let mut c = SimCluster::new(SimOptions::new(seed, 3));
     let s = c.shared.clone();
     c.client("workload", async move {
         s.initialize(1).await?;

@@ -42,6 +42,13 @@ pub enum PlantedBug {
     /// Storage forgets the vote when the node restarts (simulated disk only): the node can vote
     /// twice in one term, so two leaders can be elected in it.
     ForgetVoteOnRestart,
+    /// A leader answers a write as soon as it has appended the entry to its own log, without
+    /// waiting for a majority to hold it: a leader cut off right then acknowledges writes that
+    /// the next leader overwrites.
+    AckBeforeMajority,
+    /// The client library reports a write whose attempt timed out (outcome unknown) as failed,
+    /// although the write may have committed. Planted through `ClientConfig::planted_bug`.
+    ClientReportsTimeoutAsFailed,
 }
 
 /// Everything a node needs besides its storage.

@@ -68,6 +68,11 @@ impl Services {
     async fn write(&self, client_id: u64, seq: u64, op: Op) -> Result<GrpcResponse<pb::WriteResponse>, Status> {
         op.validate().map_err(Status::invalid_argument)?;
         let req = Request { client_id, seq, op };
+        if self.planted_bug == Some(super::PlantedBug::AckBeforeMajority)
+            && self.raft.metrics().borrow().current_leader == Some(self.id)
+        {
+            return self.deadline("the write", self.ack_after_local_append(req)).await;
+        }
         self.deadline("the write", async {
             match self.raft.client_write(req).await {
                 Ok(resp) => {
@@ -78,6 +83,26 @@ impl Services {
             }
         })
         .await
+    }
+
+    /// The planted bug [`super::PlantedBug::AckBeforeMajority`]: propose the write in the
+    /// background and answer success once this node's own log has grown past where it was,
+    /// inventing the revision instead of waiting for the state machine's result.
+    async fn ack_after_local_append(&self, req: Request) -> Result<GrpcResponse<pb::WriteResponse>, Status> {
+        let mut metrics = self.raft.metrics();
+        let before = metrics.borrow().last_log_index;
+        let raft = self.raft.clone();
+        tokio::spawn(async move {
+            let _ = raft.client_write(req).await;
+        });
+        let appended = metrics
+            .wait_for(|m| m.last_log_index > before)
+            .await
+            .map_err(|_| Status::unavailable("Raft stopped"))?
+            .last_log_index
+            .unwrap_or_default();
+        let resp = crate::types::Response { revision: appended, succeeded: true, prev_value: None, prev_revision: 0 };
+        Ok(GrpcResponse::new(pb::WriteResponse { result: Some(convert::response_to_pb(&resp)) }))
     }
 }
 
