@@ -97,14 +97,14 @@ pub struct ExplainReport {
 pub fn explain(topology: &Topology) -> Result<ExplainReport, crate::FaultError> {
     let singles = FaultShape::single_dc_faults(topology);
     let single_faults =
-        singles.iter().map(|fault| fault_case(topology, vec![fault.clone()])).collect::<Result<Vec<_>, _>>()?;
+        singles.iter().map(|fault| judged_case(topology, vec![fault.clone()])).collect::<Result<Vec<_>, _>>()?;
     let mut double_faults = Vec::new();
     for (i, a) in singles.iter().enumerate() {
         for b in &singles[i + 1..] {
             if cuts_a_link_to_a_lost_dc(a, b) || cuts_a_link_to_a_lost_dc(b, a) {
                 continue;
             }
-            double_faults.push(fault_case(topology, vec![a.clone(), b.clone()])?);
+            double_faults.push(judged_case(topology, vec![a.clone(), b.clone()])?);
         }
     }
     let intersection = intersection(topology, single_faults.iter().chain(&double_faults))?;
@@ -148,6 +148,17 @@ fn hosts<'a>(topology: &Topology, ids: impl IntoIterator<Item = &'a NodeId>) -> 
     ids.into_iter().filter_map(|&id| topology.host(id).map(str::to_string)).collect()
 }
 
+/// A case with what Raft does in it: the outcomes per leader location and rule, and the disruptors.
+fn judged_case(topology: &Topology, faults: Vec<FaultShape>) -> Result<FaultCase, crate::FaultError> {
+    let mut case = fault_case(topology, faults)?;
+    let connectivity = FaultShape::All { faults: case.faults.clone() }.apply(topology)?;
+    case.disruptors = raft_view::disruptors(topology, &connectivity);
+    case.raft = raft_view::outcomes(topology, &connectivity);
+    Ok(case)
+}
+
+/// A case from the network's view alone (`disruptors` and `raft` left empty): cheap enough for `place`, which
+/// judges thousands of them.
 pub(crate) fn fault_case(topology: &Topology, faults: Vec<FaultShape>) -> Result<FaultCase, crate::FaultError> {
     let all = FaultShape::All { faults: faults.clone() };
     let connectivity = all.apply(topology)?;
@@ -226,8 +237,8 @@ pub(crate) fn fault_case(topology: &Topology, faults: Vec<FaultShape>) -> Result
         attempts,
         client_dcs_can_commit: can.into_iter().map(|(dc, _)| dc.clone()).collect(),
         client_dcs_cannot_commit: cannot.into_iter().map(|(dc, _)| dc.clone()).collect(),
-        disruptors: raft_view::disruptors(topology, &connectivity),
-        raft: raft_view::outcomes(topology, &connectivity),
+        disruptors: Disruptors::default(),
+        raft: Vec::new(),
         both_sides_seen_by,
         faults,
     })

@@ -31,7 +31,7 @@ pub struct RaftOutcome {
 
 /// Who can unseat a leader under each variant: the union, over every possible leader, of the voters that can
 /// unseat it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Disruptors {
     /// Plain Raft: voters that miss a possible leader's heartbeats and whose higher term reaches it.
     pub plain: Vec<String>,
