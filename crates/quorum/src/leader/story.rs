@@ -190,14 +190,17 @@ impl Story<'_> {
         let net = self.net;
         let mut caveats = Vec::new();
         // A concrete name when one exists: a possible leader outside the starting leader's majority.
+        // A concrete name when one exists: a voter the network would let lead that misses the leader's appends.
         let outsider = self.start.filter(|r| net.possible.contains(&r.leader)).and_then(|r| {
-            let quorum = net.union.quorum_of(r.leader);
-            self.leaders_after.iter().copied().find(|l| !quorum.contains(l)).map(|l| (r.leader, l))
+            let first = |candidates: &BTreeSet<NodeId>| {
+                candidates.iter().copied().find(|&l| l != r.leader && !net.hears(l, r.leader))
+            };
+            first(self.leaders_after).or_else(|| first(&net.possible)).map(|l| (r.leader, l))
         });
         caveats.push(match outsider {
             Some((leader, outsider)) => format!(
-                "Log freshness: once {} commits a write during the fault, {} (outside its majority) misses it and \
-                 can no longer win an election (§5.4.1): the election restriction may narrow who leads.",
+                "Log freshness: once {} commits a write during the fault, {} misses it and can no longer win an \
+                 election while the fault lasts (§5.4.1): the election restriction may narrow who leads.",
                 net.host(leader),
                 net.host(outsider)
             ),
