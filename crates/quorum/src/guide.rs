@@ -113,6 +113,15 @@ pub fn quorum_math_guide() -> String {
             acknowledgements (2 < 3), yet dc3-n1 still hears its heartbeats and refuses dc2's votes. The network \
             allows a dc2 leader (dc2 + dc3 = 3); nobody is elected:\n\n";
     doc += &shown("explain etcd-2-2-1 --fault cut:dc1:dc2 --fault drop:dc3:dc1 --leader dc1-n1");
+    doc += "\nThe trap needs no one-way link. openraft's issue #2080 (\"Liveness deadlock: old leader heartbeats \
+            block a connected quorum\") found it with five voters where the old leader keeps a two-way link to one \
+            bridge voter only, three voters (the bridge among them) still talk to each other, and the fifth is \
+            isolated. The bridge hears the old leader and refuses the other two, so the connected three never \
+            elect anyone; plain Raft and PreVote would:\n\n";
+    doc += &shown(
+        "explain etcd-5 --fault isolate:dc1-n5 --fault drop:dc1-n1:dc1-n3 --fault drop:dc1-n3:dc1-n1 \
+         --fault drop:dc1-n1:dc1-n4 --fault drop:dc1-n4:dc1-n1",
+    );
 
     doc += "\n## 6. Learners: never part of a majority\n\n";
     doc += "A learner copies the log but never votes, so it never counts toward a majority and adds no \

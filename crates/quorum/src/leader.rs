@@ -16,6 +16,9 @@
 //!      keeps its term (CheckQuorum-style; openraft 0.9 rejects a vote request while its leader lease is live).
 //!      Only a vote request sent straight to the leader can unseat it, once the leader's own lease lapses:
 //!      disruption allowed, not required. This is what quorumlab's node does: [`RaftVariant::QUORUMLAB_NODE`].
+//!      The same rule traps a leader that lost its majority but still reaches a voter the others need: that
+//!      voter keeps refusing them, and nobody is elected (openraft issue #2080, "Liveness deadlock: old leader
+//!      heartbeats block a connected quorum", pinned in the tests).
 //! 3. A leader "settles" when nothing in rule 2 is bound to unseat it; a client datacenter is served by a
 //!    leader when one of its nodes exchanges messages both ways with it (or the leader is in it).
 //!

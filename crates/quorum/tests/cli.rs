@@ -199,7 +199,7 @@ fn explain_one_fault_shows_who_can_lead_and_the_wrong_half_rule_shows_split_brai
 fn explain_the_2_2_1_cut_with_the_leader_in_dc1_strands_dc2_under_quorumlabs_node() {
     let (code, out, _) = quorum("explain etcd-2-2-1 --fault cut:dc1:dc2 --leader dc1-n1");
     assert_eq!(code, 0);
-    assert!(out.contains("             dc1-n1           dc1 ✓ dc2 ✓  dc1 ? dc2 ?  dc1 ✓ dc2 ✗   dc1-n1"), "{out}");
+    assert!(out.contains("\ndc1-n1           dc1 ✓ dc2 ✓  dc1 ? dc2 ?  dc1 ✓ dc2 ✗   dc1-n1\n"), "{out}");
     assert!(out.contains("dc2 cannot write: the dc1 leader dc1-n1 keeps its lease through dc3-n1"), "{out}");
     let value = json("explain etcd-2-2-1 --fault cut:dc1:dc2 --leader dc1-n1");
     let lease = value["raft"]

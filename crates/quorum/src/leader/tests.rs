@@ -170,3 +170,23 @@ fn a_learner_or_unknown_leader_counts_as_no_leader() {
     let none = under(&t, cut("dc1", "dc2"), LeaderLease, None);
     assert_eq!(under(&t, cut("dc1", "dc2"), LeaderLease, Some(99)).client_dcs, none.client_dcs);
 }
+
+/// openraft issue #2080, "Liveness deadlock: old leader heartbeats block a connected quorum", with two-way links
+/// only: five voters, the old leader dc1-n1 talks only with the bridge dc1-n2; dc1-n2, dc1-n3 and dc1-n4 talk to
+/// each other; dc1-n5 is isolated. The leader has 2 < 3, the bridge still hears it and refuses dc1-n3's and
+/// dc1-n4's votes, so the connected three never elect anyone. Plain Raft and PreVote both elect one of them.
+#[test]
+fn openraft_2080_an_old_leader_that_reaches_only_the_bridge_blocks_the_quorum_around_it() {
+    let t = topology("etcd-5");
+    let both =
+        |a: NodeId, b: NodeId| vec![FaultShape::OneWay { from: a, to: b }, FaultShape::OneWay { from: b, to: a }];
+    let mut faults = vec![FaultShape::IsolateNode { node: 5 }];
+    faults.extend(both(1, 3));
+    faults.extend(both(1, 4));
+    let connectivity = FaultShape::All { faults }.apply(&t).expect("applies");
+    let lease = predict_with_leader(&t, &connectivity, LeaderLease, Some(1));
+    assert!(lease.leaders_after.is_empty());
+    assert_eq!(dcs(&lease), [("dc1", Unavailable)]);
+    assert_eq!(predict_with_leader(&t, &connectivity, Plain, Some(1)).leaders_after, BTreeSet::from([2]));
+    assert_eq!(predict_with_leader(&t, &connectivity, PreVote, Some(1)).leaders_after, BTreeSet::from([3, 4]));
+}
