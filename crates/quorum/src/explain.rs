@@ -208,7 +208,9 @@ pub(crate) fn fault_case(topology: &Topology, faults: Vec<FaultShape>) -> Result
         let serves_client_dcs = topology
             .client_dcs()
             .into_iter()
-            .filter(|client_dc| topology.nodes_in_dc(client_dc).iter().any(|id| served.contains(id)))
+            .filter(|client_dc| {
+                connectivity.client_entry_nodes(topology, client_dc).iter().any(|id| served.contains(id))
+            })
             .map(str::to_string)
             .collect();
         attempts.push(LeaderAttempt {
@@ -252,6 +254,10 @@ fn labelled(
 ) -> String {
     let label = fault.label(topology);
     let FaultShape::CutDcLink { a, b } = fault else { return label };
+    if topology.nodes_in_dc(a).is_empty() || topology.nodes_in_dc(b).is_empty() {
+        // A datacenter without nodes only carries clients: no Raft message crosses this link.
+        return label;
+    }
     match seen_by.iter().find(|(x, y, _)| x == a && y == b) {
         Some((_, _, via)) if via.len() == 1 => format!("{label} ({} sees both sides)", via[0]),
         Some((_, _, via)) if !via.is_empty() => format!("{label} ({} see both sides)", via.join(", ")),
@@ -349,7 +355,7 @@ impl ExplainReport {
                     dc.voters.to_string(),
                     dc.learners.to_string(),
                     clients.into(),
-                    dc.hosts.join(" "),
+                    if dc.hosts.is_empty() { "(clients only)".to_string() } else { dc.hosts.join(" ") },
                 ]
             })
             .collect();
@@ -370,18 +376,21 @@ impl ExplainReport {
             self.learners
         ));
         doc.lines(arithmetic);
-        let voterless: Vec<String> =
-            self.datacenters.iter().filter(|dc| dc.clients && dc.voters == 0).map(|dc| dc.name.clone()).collect();
-        if !voterless.is_empty() {
-            doc.para(format!(
-                "{} {} clients but no voters: {} clients write through {} learners, which pass the writes to \
-                 the leader in another datacenter, so they can write only while a learner there reaches the leader \
-                 both ways. A learner adds no vote and no tolerance (Raft dissertation §4.2.1).",
-                voterless.join(", "),
-                if voterless.len() == 1 { "has" } else { "have" },
-                if voterless.len() == 1 { "its" } else { "their" },
-                if voterless.len() == 1 { "its" } else { "their" },
-            ));
+        for dc in self.datacenters.iter().filter(|dc| dc.clients && dc.voters == 0) {
+            doc.para(if dc.learners == 0 {
+                format!(
+                    "{} has clients but no node: they send their writes over its links to nodes in other \
+                     datacenters, so they can write only while one of those reaches the leader both ways.",
+                    dc.name
+                )
+            } else {
+                format!(
+                    "{} has clients but no voters: they write through its learners, which hand the writes to the \
+                     leader in another datacenter, so they can write only while a learner there reaches the leader \
+                     both ways. A learner adds no vote and no tolerance (Raft dissertation §4.2.1).",
+                    dc.name
+                )
+            });
         }
 
         doc.heading("One fault at a time");

@@ -194,7 +194,8 @@ impl<'a> Net<'a> {
 
     /// Whether clients in `dc` reach `leader` both ways through some node of theirs.
     fn serves(&self, leader: NodeId, dc: &str) -> bool {
-        self.topology.nodes_in_dc(dc).iter().any(|&n| n == leader || self.connectivity.two_way(n, leader))
+        let entries = self.connectivity.client_entry_nodes(self.topology, dc);
+        entries.iter().any(|&n| n == leader || self.connectivity.two_way(n, leader))
     }
 
     fn host(&self, id: NodeId) -> String {

@@ -5,7 +5,8 @@
 //!    a majority of all voters, itself included. Down voters still count in the denominator: membership does
 //!    not shrink because a datacenter burned.
 //! 2. A node can commit a client's write if it is a possible leader or exchanges messages both ways with one.
-//!    Clients in a datacenter reach the cluster through that datacenter's nodes.
+//!    Clients in a datacenter reach the cluster through that datacenter's nodes; clients of a datacenter without
+//!    nodes, through any node whose datacenter link to theirs works both ways.
 //! 3. A voter that can never lead, and misses the heartbeats of some possible leader while still reaching a
 //!    voter that leader needs, times out, campaigns with a higher term and makes that leader step down in plain
 //!    Raft: it can disrupt. These are only the disruptors PreVote stops (nobody grants them a pre-vote); the full
@@ -105,7 +106,7 @@ pub fn predict_with(topology: &Topology, connectivity: &Connectivity, rule: Quor
     let client_dcs = topology
         .client_dcs()
         .into_iter()
-        .map(|dc| (dc.to_string(), topology.nodes_in_dc(dc).iter().any(|id| nodes[id].can_commit)))
+        .map(|dc| (dc.to_string(), connectivity.client_entry_nodes(topology, dc).iter().any(|id| nodes[id].can_commit)))
         .collect();
     Prediction { voters: voters.len(), majority, nodes, client_dcs }
 }

@@ -229,12 +229,14 @@ fn explain_fault_flags_refuse_bad_input_with_exit_2() {
 }
 
 #[test]
-fn a_client_datacenter_with_only_a_learner_is_valid_and_writes_through_it() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/topologies/learner-dc.toml");
+fn client_datacenters_with_only_a_learner_or_no_node_are_valid_and_write_through_others() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/topologies/clients-without-voters.toml");
     let (code, out, err) = quorum(&format!("explain {path}"));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("learners          = 1: they copy the log but never vote and never count toward a majority"));
     assert!(out.contains("dc3 has clients but no voters"), "{out}");
+    assert!(out.contains("dc4 has clients but no node"), "{out}");
+    assert!(out.contains("dc4         0       0         yes      (clients only)"), "{out}");
     assert!(out.contains("lose dc2                           none             dc1 ✓ dc3 ✓"), "{out}");
 }
 

@@ -85,7 +85,10 @@ fn the_lease_keeps_a_leader_that_keeps_its_majority(
         ));
     }
     for (dc, &availability) in &refined.client_dcs {
-        let reaches = topology.nodes_in_dc(dc).iter().any(|&n| n == leader || connectivity.two_way(n, leader));
+        let reaches = connectivity
+            .client_entry_nodes(topology, dc)
+            .iter()
+            .any(|&n| n == leader || connectivity.two_way(n, leader));
         let expected = if reaches { Availability::Available } else { Availability::Unavailable };
         if availability != expected {
             return Err(format!("leader {leader} stays: {dc} should be {expected:?}, not {availability:?}"));
@@ -121,7 +124,9 @@ fn the_answer_agrees_with_itself(
 ) -> Result<(), String> {
     let p = predict_with_leader(topology, connectivity, variant, leader);
     for (dc, &availability) in &p.client_dcs {
-        let serves = |l: &NodeId| topology.nodes_in_dc(dc).iter().any(|&n| n == *l || connectivity.two_way(n, *l));
+        let serves = |l: &NodeId| {
+            connectivity.client_entry_nodes(topology, dc).iter().any(|&n| n == *l || connectivity.two_way(n, *l))
+        };
         let served = p.leaders_after.iter().filter(|l| serves(l)).count();
         let expected = match served {
             0 => Availability::Unavailable,

@@ -124,8 +124,11 @@ impl Story<'_> {
                     format!("{dc} can write: {} is in {dc} and keeps its majority.", self.leader_name(reign.leader))
                 }
                 Some(reign) => {
-                    let via =
-                        net.topology.nodes_in_dc(dc).into_iter().find(|&n| net.connectivity.two_way(n, reign.leader));
+                    let via = net
+                        .connectivity
+                        .client_entry_nodes(net.topology, dc)
+                        .into_iter()
+                        .find(|&n| net.connectivity.two_way(n, reign.leader));
                     format!(
                         "{dc} can write: {} exchanges messages both ways with {}, which keeps its majority.",
                         via.map_or_else(|| dc.to_string(), |n| net.host(n)),
@@ -144,7 +147,7 @@ impl Story<'_> {
                 if let Some(reign) = stays {
                     let name = self.leader_name(reign.leader);
                     // The voters this datacenter's candidates would need, that the leader's heartbeats still reach.
-                    let mine = net.topology.nodes_in_dc(dc);
+                    let mine = net.connectivity.client_entry_nodes(net.topology, dc);
                     let refusers: BTreeSet<NodeId> = net
                         .hearers(reign.leader)
                         .into_iter()
