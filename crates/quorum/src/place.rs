@@ -131,7 +131,7 @@ fn ranked(voters: u32, dcs: u32, max_per_dc: Option<u32>) -> Vec<Placement> {
             std::cmp::Reverse((
                 p.survives_any_dc_loss,
                 p.survives_any_link_cut,
-                p.link_cuts_all_clients_write,
+                every_cut_keeps_every_client(p),
                 p.dc_loss_plus_node_survived.len(),
             )),
             fatal_single_faults(p),
@@ -476,6 +476,11 @@ fn cuts(survived: usize, of: usize) -> String {
     }
 }
 
+/// Whether every link cut leaves every datacenter's clients a possible leader (false with no link to cut).
+fn every_cut_keeps_every_client(p: &Placement) -> bool {
+    p.link_cuts > 0 && p.link_cuts_all_clients_write == p.link_cuts
+}
+
 /// Single faults (a DC lost, a link cut) that leave no majority: one datacenter has one, 2/2 has three.
 fn fatal_single_faults(p: &Placement) -> usize {
     (p.dcs_used - p.dc_losses_survived) + (p.link_cuts - p.link_cuts_survived)
@@ -492,10 +497,10 @@ fn ranks_above(first: &Placement, second: &Placement) -> String {
             yes(first.survives_any_link_cut),
             yes(second.survives_any_link_cut)
         )
-    } else if first.link_cuts_all_clients_write != second.link_cuts_all_clients_write {
+    } else if every_cut_keeps_every_client(first) != every_cut_keeps_every_client(second) {
         format!(
-            "more link cuts leave every DC's clients able to write ({} vs {})",
-            first.link_cuts_all_clients_write, second.link_cuts_all_clients_write
+            "every link cut leaves every DC's clients a leader to write to ({}/{} vs {}/{})",
+            first.link_cuts_all_clients_write, first.link_cuts, second.link_cuts_all_clients_write, second.link_cuts
         )
     } else if first.dc_loss_plus_node_survived.len() != second.dc_loss_plus_node_survived.len() {
         format!(
