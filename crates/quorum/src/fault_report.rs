@@ -119,12 +119,15 @@ impl FaultReport {
         let mut lines =
             vec![format!("{}, {}, rule {}: majority = {}", self.name, self.fault, self.rule, self.majority)];
         if self.can_lead.is_empty() {
-            let until =
-                match self.faults.iter().any(|f| matches!(f, FaultShape::LoseDc { .. } | FaultShape::CrashNode { .. }))
-                {
-                    true => "until enough voters are back",
-                    false => "until links heal",
-                };
+            let lost =
+                self.faults.iter().any(|f| matches!(f, FaultShape::LoseDc { .. } | FaultShape::CrashNode { .. }));
+            let cut =
+                self.faults.iter().any(|f| !matches!(f, FaultShape::LoseDc { .. } | FaultShape::CrashNode { .. }));
+            let until = match (lost, cut) {
+                (true, true) => "until enough voters are back or links heal",
+                (true, false) => "until enough voters are back",
+                _ => "until links heal",
+            };
             lines.push(format!("  no node can lead: every write is refused {until}"));
         }
         for (leader, quorum) in &self.can_lead {
