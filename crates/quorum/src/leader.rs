@@ -192,6 +192,21 @@ impl<'a> Net<'a> {
         seen
     }
 
+    /// Live voters with a directed path of live voters to `to`, `to` included: whose higher term reaches it.
+    fn reaching(&self, to: NodeId) -> BTreeSet<NodeId> {
+        let mut seen = BTreeSet::from([to]);
+        let mut queue = VecDeque::from([to]);
+        while let Some(b) = queue.pop_front() {
+            for &a in &self.live_voters {
+                if !seen.contains(&a) && self.connectivity.can_send(a, b) {
+                    seen.insert(a);
+                    queue.push_back(a);
+                }
+            }
+        }
+        seen
+    }
+
     /// Whether clients in `dc` reach `leader` both ways through some node of theirs.
     fn serves(&self, leader: NodeId, dc: &str) -> bool {
         let entries = self.connectivity.client_entry_nodes(self.topology, dc);
@@ -251,11 +266,7 @@ impl<'a> Net<'a> {
         };
         if self.possible.contains(&leader) {
             let disruptors: BTreeSet<NodeId> = match variant {
-                RaftVariant::Plain => campaigners
-                    .iter()
-                    .copied()
-                    .filter(|&c| self.spread(&BTreeSet::from([c])).contains(&leader))
-                    .collect(),
+                RaftVariant::Plain => campaigners.intersection(&self.reaching(leader)).copied().collect(),
                 RaftVariant::PreVote => campaigners.intersection(&self.possible).copied().collect(),
                 RaftVariant::LeaderLease => {
                     campaigners.iter().copied().filter(|&c| self.connectivity.can_send(c, leader)).collect()
@@ -276,11 +287,7 @@ impl<'a> Net<'a> {
         let (disruptors, next) = match variant {
             RaftVariant::Plain => {
                 let woken = self.spread(&campaigners);
-                let reaching: BTreeSet<NodeId> = campaigners
-                    .iter()
-                    .copied()
-                    .filter(|&c| self.spread(&BTreeSet::from([c])).contains(&leader))
-                    .collect();
+                let reaching: BTreeSet<NodeId> = campaigners.intersection(&self.reaching(leader)).copied().collect();
                 let next = if woken.contains(&leader) {
                     fresh()
                 } else {
