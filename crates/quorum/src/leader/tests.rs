@@ -190,3 +190,21 @@ fn openraft_2080_an_old_leader_that_reaches_only_the_bridge_blocks_the_quorum_ar
     assert_eq!(predict_with_leader(&t, &connectivity, Plain, Some(1)).leaders_after, BTreeSet::from([2]));
     assert_eq!(predict_with_leader(&t, &connectivity, PreVote, Some(1)).leaders_after, BTreeSet::from([3, 4]));
 }
+
+/// The timeline of the pinned case under the lease rule: dc2 campaigns in vain with rising terms, dc3-n1 keeps
+/// following the leader, and when the link heals dc2's higher term forces exactly one election (§9.6). Under
+/// PreVote no term climbs in vain, so nothing is forced.
+#[test]
+fn the_two_two_one_timeline_shows_dc2_climbing_and_one_election_on_heal_under_the_lease_rule() {
+    let t = topology("etcd-2-2-1");
+    let connectivity = cut("dc1", "dc2").apply(&t).expect("applies");
+    let rows = term_timeline(&t, &connectivity, LeaderLease, Some(1));
+    let row = |host: &str| rows.iter().find(|r| r.host == host).expect("a row per node");
+    assert_eq!(row("dc1-n1").during, "leads at term t");
+    assert_eq!(row("dc3-n1").during, "follows dc1-n1 at term t; refuses other candidates (lease)");
+    assert_eq!(row("dc2-n1").during, "campaigns: term t + 1, t + 2, …; never wins");
+    assert!(row("dc2-n1").on_heal.contains("one election"));
+    assert!(row("dc1-n1").on_heal.contains("steps down"));
+    let prevote = term_timeline(&t, &connectivity, PreVote, Some(1));
+    assert!(prevote.iter().all(|r| r.on_heal.starts_with("no forced election")), "{prevote:?}");
+}
