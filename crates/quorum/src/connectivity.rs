@@ -18,12 +18,23 @@ pub struct Connectivity {
     cut: BTreeSet<(NodeId, NodeId)>,
     /// Crashed nodes: they neither send nor receive, and do not campaign.
     down: BTreeSet<NodeId>,
+    /// Directed datacenter links that drop client traffic, `(from, to)`. Only clients of a datacenter without
+    /// nodes read it: they reach the cluster over these links (node-to-node links are in `cut`).
+    client_cut: BTreeSet<(String, String)>,
+    /// Datacenters lost whole: their clients are gone with them.
+    lost_dcs: BTreeSet<String>,
 }
 
 impl Connectivity {
     /// Every node reaches every other node.
     pub fn full_mesh(topology: &Topology) -> Connectivity {
-        Connectivity { nodes: topology.node_ids().collect(), cut: BTreeSet::new(), down: BTreeSet::new() }
+        Connectivity {
+            nodes: topology.node_ids().collect(),
+            cut: BTreeSet::new(),
+            down: BTreeSet::new(),
+            client_cut: BTreeSet::new(),
+            lost_dcs: BTreeSet::new(),
+        }
     }
 
     pub fn nodes(&self) -> &BTreeSet<NodeId> {
@@ -74,6 +85,32 @@ impl Connectivity {
 
     pub fn down_nodes(&self) -> &BTreeSet<NodeId> {
         &self.down
+    }
+
+    /// The nodes clients of datacenter `dc` send their requests through: its own nodes; for a datacenter with
+    /// clients but no node, every live node whose datacenter it still exchanges traffic with both ways.
+    pub fn client_entry_nodes(&self, topology: &Topology, dc: &str) -> Vec<NodeId> {
+        let own = topology.nodes_in_dc(dc);
+        if !own.is_empty() {
+            return own;
+        }
+        if self.lost_dcs.contains(dc) {
+            return Vec::new();
+        }
+        let open = |other: &str| {
+            !self.client_cut.contains(&(dc.to_string(), other.to_string()))
+                && !self.client_cut.contains(&(other.to_string(), dc.to_string()))
+        };
+        topology
+            .nodes()
+            .iter()
+            .filter(|node| !self.down.contains(&node.id) && open(&node.dc))
+            .map(|node| node.id)
+            .collect()
+    }
+
+    fn cut_clients(&mut self, from: &str, to: &str) {
+        self.client_cut.insert((from.to_string(), to.to_string()));
     }
 }
 
@@ -147,6 +184,10 @@ impl FaultShape {
             FaultShape::CrashNode { node } => connectivity.crash(known_node(*node)?),
             FaultShape::IsolateDc { dc } => {
                 let inside = dc_nodes(dc)?;
+                for other in topology.datacenters().iter().filter(|other| other.name != *dc) {
+                    connectivity.cut_clients(dc, &other.name);
+                    connectivity.cut_clients(&other.name, dc);
+                }
                 for &a in &inside {
                     for &b in all.iter().filter(|b| !inside.contains(b)) {
                         connectivity.cut_both_ways(a, b);
@@ -157,6 +198,7 @@ impl FaultShape {
                 for node in dc_nodes(dc)? {
                     connectivity.crash(node);
                 }
+                connectivity.lost_dcs.insert(dc.clone());
             }
             FaultShape::CutDcLink { a, b } | FaultShape::OneWayDc { from: a, to: b } => {
                 if a == b {
@@ -164,6 +206,10 @@ impl FaultShape {
                 }
                 let (side_a, side_b) = (dc_nodes(a)?, dc_nodes(b)?);
                 let both_ways = matches!(self, FaultShape::CutDcLink { .. });
+                connectivity.cut_clients(a, b);
+                if both_ways {
+                    connectivity.cut_clients(b, a);
+                }
                 for &x in &side_a {
                     for &y in &side_b {
                         connectivity.cut_one_way(x, y);
@@ -266,4 +312,29 @@ impl FaultShape {
 /// Whether `node` is a voter that is up: only those vote and campaign.
 pub(crate) fn is_live_voter(topology: &Topology, connectivity: &Connectivity, node: NodeId) -> bool {
     topology.node(node).is_some_and(|n| n.role == Role::Voter) && !connectivity.is_down(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// dc4 holds clients and no node: its clients enter through every node whose datacenter link to dc4 works
+    /// both ways, and through none once dc4 is lost or isolated.
+    #[test]
+    fn clients_of_a_datacenter_without_nodes_enter_through_the_links_that_still_work() {
+        let text = "name = \"t\"\ndescription = \"d\"\n\
+            [[datacenter]]\nname = \"dc1\"\nvoters = 1\n[[datacenter]]\nname = \"dc2\"\nvoters = 2\n\
+            [[datacenter]]\nname = \"dc4\"\nvoters = 0\nclients = true\n\
+            [[link]]\nbetween = [\"dc1\", \"dc2\"]\nlatency_ms = 1\n[[link]]\nbetween = [\"dc1\", \"dc4\"]\nlatency_ms = 1\n\
+            [[link]]\nbetween = [\"dc2\", \"dc4\"]\nlatency_ms = 1\n";
+        let t = Topology::parse("t.toml", text).expect("a client-only datacenter is valid");
+        let entries = |fault: FaultShape| fault.apply(&t).expect("applies").client_entry_nodes(&t, "dc4");
+        assert_eq!(Connectivity::full_mesh(&t).client_entry_nodes(&t, "dc4"), [1, 2, 3]);
+        assert_eq!(entries(FaultShape::CutDcLink { a: "dc1".into(), b: "dc4".into() }), [2, 3]);
+        assert_eq!(entries(FaultShape::OneWayDc { from: "dc4".into(), to: "dc2".into() }), [1]);
+        assert_eq!(entries(FaultShape::LoseDc { dc: "dc2".into() }), [1]);
+        assert!(entries(FaultShape::LoseDc { dc: "dc4".into() }).is_empty());
+        assert!(entries(FaultShape::IsolateDc { dc: "dc4".into() }).is_empty());
+        assert_eq!(Connectivity::full_mesh(&t).client_entry_nodes(&t, "dc2"), [2, 3], "a DC with nodes: its own");
+    }
 }

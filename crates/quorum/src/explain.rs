@@ -97,14 +97,14 @@ pub struct ExplainReport {
 pub fn explain(topology: &Topology) -> Result<ExplainReport, crate::FaultError> {
     let singles = FaultShape::single_dc_faults(topology);
     let single_faults =
-        singles.iter().map(|fault| fault_case(topology, vec![fault.clone()])).collect::<Result<Vec<_>, _>>()?;
+        singles.iter().map(|fault| judged_case(topology, vec![fault.clone()])).collect::<Result<Vec<_>, _>>()?;
     let mut double_faults = Vec::new();
     for (i, a) in singles.iter().enumerate() {
         for b in &singles[i + 1..] {
             if cuts_a_link_to_a_lost_dc(a, b) || cuts_a_link_to_a_lost_dc(b, a) {
                 continue;
             }
-            double_faults.push(fault_case(topology, vec![a.clone(), b.clone()])?);
+            double_faults.push(judged_case(topology, vec![a.clone(), b.clone()])?);
         }
     }
     let intersection = intersection(topology, single_faults.iter().chain(&double_faults))?;
@@ -148,6 +148,17 @@ fn hosts<'a>(topology: &Topology, ids: impl IntoIterator<Item = &'a NodeId>) -> 
     ids.into_iter().filter_map(|&id| topology.host(id).map(str::to_string)).collect()
 }
 
+/// A case with what Raft does in it: the outcomes per leader location and rule, and the disruptors.
+fn judged_case(topology: &Topology, faults: Vec<FaultShape>) -> Result<FaultCase, crate::FaultError> {
+    let mut case = fault_case(topology, faults)?;
+    let connectivity = FaultShape::All { faults: case.faults.clone() }.apply(topology)?;
+    case.disruptors = raft_view::disruptors(topology, &connectivity);
+    case.raft = raft_view::outcomes(topology, &connectivity);
+    Ok(case)
+}
+
+/// A case from the network's view alone (`disruptors` and `raft` left empty): cheap enough for `place`, which
+/// judges thousands of them.
 pub(crate) fn fault_case(topology: &Topology, faults: Vec<FaultShape>) -> Result<FaultCase, crate::FaultError> {
     let all = FaultShape::All { faults: faults.clone() };
     let connectivity = all.apply(topology)?;
@@ -197,7 +208,9 @@ pub(crate) fn fault_case(topology: &Topology, faults: Vec<FaultShape>) -> Result
         let serves_client_dcs = topology
             .client_dcs()
             .into_iter()
-            .filter(|client_dc| topology.nodes_in_dc(client_dc).iter().any(|id| served.contains(id)))
+            .filter(|client_dc| {
+                connectivity.client_entry_nodes(topology, client_dc).iter().any(|id| served.contains(id))
+            })
             .map(str::to_string)
             .collect();
         attempts.push(LeaderAttempt {
@@ -226,8 +239,8 @@ pub(crate) fn fault_case(topology: &Topology, faults: Vec<FaultShape>) -> Result
         attempts,
         client_dcs_can_commit: can.into_iter().map(|(dc, _)| dc.clone()).collect(),
         client_dcs_cannot_commit: cannot.into_iter().map(|(dc, _)| dc.clone()).collect(),
-        disruptors: raft_view::disruptors(topology, &connectivity),
-        raft: raft_view::outcomes(topology, &connectivity),
+        disruptors: Disruptors::default(),
+        raft: Vec::new(),
         both_sides_seen_by,
         faults,
     })
@@ -241,6 +254,10 @@ fn labelled(
 ) -> String {
     let label = fault.label(topology);
     let FaultShape::CutDcLink { a, b } = fault else { return label };
+    if topology.nodes_in_dc(a).is_empty() || topology.nodes_in_dc(b).is_empty() {
+        // A datacenter without nodes only carries clients: no Raft message crosses this link.
+        return label;
+    }
     match seen_by.iter().find(|(x, y, _)| x == a && y == b) {
         Some((_, _, via)) if via.len() == 1 => format!("{label} ({} sees both sides)", via[0]),
         Some((_, _, via)) if !via.is_empty() => format!("{label} ({} see both sides)", via.join(", ")),
@@ -338,7 +355,7 @@ impl ExplainReport {
                     dc.voters.to_string(),
                     dc.learners.to_string(),
                     clients.into(),
-                    dc.hosts.join(" "),
+                    if dc.hosts.is_empty() { "(clients only)".to_string() } else { dc.hosts.join(" ") },
                 ]
             })
             .collect();
@@ -359,18 +376,21 @@ impl ExplainReport {
             self.learners
         ));
         doc.lines(arithmetic);
-        let voterless: Vec<String> =
-            self.datacenters.iter().filter(|dc| dc.clients && dc.voters == 0).map(|dc| dc.name.clone()).collect();
-        if !voterless.is_empty() {
-            doc.para(format!(
-                "{} {} clients but no voters: {} clients write through {} learners, which pass the writes to \
-                 the leader in another datacenter, so they can write only while a learner there reaches the leader \
-                 both ways. A learner adds no vote and no tolerance (Raft dissertation §4.2.1).",
-                voterless.join(", "),
-                if voterless.len() == 1 { "has" } else { "have" },
-                if voterless.len() == 1 { "its" } else { "their" },
-                if voterless.len() == 1 { "its" } else { "their" },
-            ));
+        for dc in self.datacenters.iter().filter(|dc| dc.clients && dc.voters == 0) {
+            doc.para(if dc.learners == 0 {
+                format!(
+                    "{} has clients but no node: they send their writes over its links to nodes in other \
+                     datacenters, so they can write only while one of those reaches the leader both ways.",
+                    dc.name
+                )
+            } else {
+                format!(
+                    "{} has clients but no voters: they write through its learners, which hand the writes to the \
+                     leader in another datacenter, so they can write only while a learner there reaches the leader \
+                     both ways. A learner adds no vote and no tolerance (Raft dissertation §4.2.1).",
+                    dc.name
+                )
+            });
         }
 
         doc.heading("One fault at a time");

@@ -119,12 +119,15 @@ impl FaultReport {
         let mut lines =
             vec![format!("{}, {}, rule {}: majority = {}", self.name, self.fault, self.rule, self.majority)];
         if self.can_lead.is_empty() {
-            let until =
-                match self.faults.iter().any(|f| matches!(f, FaultShape::LoseDc { .. } | FaultShape::CrashNode { .. }))
-                {
-                    true => "until enough voters are back",
-                    false => "until links heal",
-                };
+            let lost =
+                self.faults.iter().any(|f| matches!(f, FaultShape::LoseDc { .. } | FaultShape::CrashNode { .. }));
+            let cut =
+                self.faults.iter().any(|f| !matches!(f, FaultShape::LoseDc { .. } | FaultShape::CrashNode { .. }));
+            let until = match (lost, cut) {
+                (true, true) => "until enough voters are back or links heal",
+                (true, false) => "until enough voters are back",
+                _ => "until links heal",
+            };
             lines.push(format!("  no node can lead: every write is refused {until}"));
         }
         for (leader, quorum) in &self.can_lead {
@@ -145,7 +148,9 @@ impl FaultReport {
         doc.heading("What Raft does: per leader location and election rule");
         doc.para(raft_view::LEGEND);
         let order: Vec<&str> = topology.client_dcs();
-        doc.table(&raft_view::HEADER, raft_view::rows(&self.fault, &self.raft, &order));
+        // One fault, named on the first line: the table needs no fault column.
+        let rows = raft_view::rows("", &self.raft, &order).into_iter().map(|row| row[1..].to_vec()).collect();
+        doc.table(&raft_view::HEADER[1..], rows);
         if let Some(leader) = &self.leader_at_start {
             let Some(id) = topology.node_by_host(leader).map(|n| n.id) else { return doc };
             let Ok(connectivity) = (FaultShape::All { faults: self.faults.clone() }).apply(topology) else {

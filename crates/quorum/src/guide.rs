@@ -17,8 +17,8 @@ struct Line {
 /// Topology files the guide uses that are not shipped: shown by their path from the repository root, read
 /// from this crate so the guide runs from any directory.
 const LOCAL_FILES: [(&str, &str); 1] = [(
-    "crates/quorum/examples/topologies/learner-dc.toml",
-    concat!(env!("CARGO_MANIFEST_DIR"), "/examples/topologies/learner-dc.toml"),
+    "crates/quorum/examples/topologies/clients-without-voters.toml",
+    concat!(env!("CARGO_MANIFEST_DIR"), "/examples/topologies/clients-without-voters.toml"),
 )];
 
 /// Runs `quorumlab quorum <command_line>` and returns what it printed (the error text when it fails).
@@ -113,13 +113,23 @@ pub fn quorum_math_guide() -> String {
             acknowledgements (2 < 3), yet dc3-n1 still hears its heartbeats and refuses dc2's votes. The network \
             allows a dc2 leader (dc2 + dc3 = 3); nobody is elected:\n\n";
     doc += &shown("explain etcd-2-2-1 --fault cut:dc1:dc2 --fault drop:dc3:dc1 --leader dc1-n1");
+    doc += "\nThe trap needs no one-way link. openraft's issue #2080 (\"Liveness deadlock: old leader heartbeats \
+            block a connected quorum\") found it with five voters where the old leader keeps a two-way link to one \
+            bridge voter only, three voters (the bridge among them) still talk to each other, and the fifth is \
+            isolated. The bridge hears the old leader and refuses the other two, so the connected three never \
+            elect anyone; plain Raft and PreVote would:\n\n";
+    doc += &shown(
+        "explain etcd-5 --fault isolate:dc1-n5 --fault drop:dc1-n1:dc1-n3 --fault drop:dc1-n3:dc1-n1 \
+         --fault drop:dc1-n1:dc1-n4 --fault drop:dc1-n4:dc1-n1",
+    );
 
-    doc += "\n## 6. Learners: never part of a majority\n\n";
+    doc += "\n## 6. Learners, and clients without voters\n\n";
     doc += "A learner copies the log but never votes, so it never counts toward a majority and adds no \
-            tolerance (Raft dissertation §4.2.1). It can still bring clients to the cluster: here dc3 holds only \
-            a learner, and its clients write through it to a leader in another datacenter — as long as dc3 \
-            reaches that leader both ways:\n\n";
-    doc += &shown("explain crates/quorum/examples/topologies/learner-dc.toml");
+            tolerance (Raft dissertation §4.2.1). A datacenter needs no voter to have clients: here dc3 holds \
+            only a learner and dc4 no node at all. Their clients reach the cluster through other datacenters \
+            (dc3's through its learner, dc4's over its own links), so they can write exactly while that path \
+            reaches the leader both ways:\n\n";
+    doc += &shown("explain crates/quorum/examples/topologies/clients-without-voters.toml");
 
     doc += "\n## 7. Why a minority must refuse writes\n\n";
     doc += "Suppose a side with *half* the voters were allowed to carry on. `--rule half` counts with that \

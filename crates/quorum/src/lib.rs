@@ -31,7 +31,10 @@ pub mod topology;
 mod topology_file;
 
 pub use connectivity::{Connectivity, FaultError, FaultShape};
-pub use leader::{predict_with_leader, quorumlab_node_variant, Availability, LeaderPrediction, RaftVariant};
+pub use leader::{
+    predict_with_leader, quorumlab_node_variant, term_timeline, Availability, LeaderPrediction, RaftVariant,
+    TimelineRow,
+};
 pub use majority::{failures_tolerated, majority, QuorumRule};
 pub use predict::{predict, predict_with, NodeVerdict, Prediction};
 pub use topology::{Datacenter, LinkProfile, Node, NodeId, RaftTiming, Role, Topology, TopologyError};

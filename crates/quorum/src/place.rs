@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::connectivity::FaultShape;
 use crate::explain::fault_case;
+use crate::leader::{predict_with_leader, Availability, RaftVariant};
 use crate::majority::{failures_tolerated, majority};
 use crate::predict::predict;
 use crate::report::Doc;
@@ -29,9 +30,15 @@ pub struct Placement {
     pub dcs_used: usize,
     pub survives_any_dc_loss: bool,
     pub dc_losses_survived: usize,
+    /// Every link cut leaves a majority; false when there is no link to cut (one datacenter).
     pub survives_any_link_cut: bool,
     pub link_cuts_survived: usize,
     pub link_cuts: usize,
+    /// Link cuts after which every datacenter's clients can still write under some leader (the union view).
+    pub link_cuts_all_clients_write: usize,
+    /// Link cuts after which every datacenter's clients can write wherever the leader was when the cut
+    /// started, under quorumlab's node (the lease rule).
+    pub link_cuts_all_clients_write_any_leader: usize,
     /// Datacenters (among those used) whose loss plus any one more node still leaves a majority.
     pub dc_loss_plus_node_survived: Vec<String>,
     pub reasons: Vec<String>,
@@ -121,7 +128,13 @@ fn ranked(voters: u32, dcs: u32, max_per_dc: Option<u32>) -> Vec<Placement> {
     let mut scored: Vec<Placement> = all.iter().filter_map(|counts| score(counts)).collect();
     scored.sort_by_key(|p| {
         (
-            std::cmp::Reverse((p.survives_any_dc_loss, p.survives_any_link_cut, p.dc_loss_plus_node_survived.len())),
+            std::cmp::Reverse((
+                p.survives_any_dc_loss,
+                p.survives_any_link_cut,
+                every_cut_keeps_every_client(p),
+                p.dc_loss_plus_node_survived.len(),
+            )),
+            fatal_single_faults(p),
             std::cmp::Reverse(p.dcs_used),
             p.voters_per_dc.first().copied(),
             p.label.clone(),
@@ -186,20 +199,51 @@ fn score(counts: &[u32]) -> Option<Placement> {
 
     let mut link_cuts = 0;
     let mut link_cuts_survived = 0;
+    let mut link_cuts_all_clients_write = 0;
+    let mut link_cuts_all_clients_write_any_leader = 0;
     let mut fatal_cut = None;
+    let mut stranding_cut = None;
     for (a, b, _) in topology.dc_links() {
         link_cuts += 1;
-        let case = fault_case(&topology, vec![FaultShape::CutDcLink { a: a.into(), b: b.into() }]).ok()?;
+        let fault = FaultShape::CutDcLink { a: a.into(), b: b.into() };
+        let case = fault_case(&topology, vec![fault.clone()]).ok()?;
         if case.majority_survives {
             link_cuts_survived += 1;
         } else if fatal_cut.is_none() {
             let best = case.attempts.iter().max_by_key(|x| x.votes).map(|x| x.arithmetic.clone()).unwrap_or_default();
             fatal_cut = Some(format!("{}: best side {best}: no majority", case.label));
         }
+        if case.client_dcs_cannot_commit.is_empty() {
+            link_cuts_all_clients_write += 1;
+        } else if case.majority_survives && stranding_cut.is_none() {
+            stranding_cut = Some(format!(
+                "{}: a majority survives, but {}'s clients reach no possible leader: stranded",
+                case.label,
+                case.client_dcs_cannot_commit.join(", ")
+            ));
+        }
+        let connectivity = fault.apply(&topology).ok()?;
+        let every_leader_serves_everyone =
+            crate::raft_view::leader_locations(&topology).into_iter().flatten().all(|leader| {
+                predict_with_leader(&topology, &connectivity, RaftVariant::QUORUMLAB_NODE, Some(leader))
+                    .client_dcs
+                    .values()
+                    .all(|&a| a == Availability::Available)
+            });
+        if every_leader_serves_everyone {
+            link_cuts_all_clients_write_any_leader += 1;
+        }
     }
-    if let Some(reason) = fatal_cut {
-        reasons.push(reason);
-    }
+    reasons.push(match (fatal_cut, stranding_cut) {
+        _ if link_cuts == 0 => "no link to cut: one datacenter".to_string(),
+        (Some(reason), _) => reason,
+        (None, Some(reason)) => reason,
+        (None, None) => format!(
+            "any one link cut: a majority survives and every DC's clients reach a possible leader ({} of {} cuts \
+             whatever the leader's place, under the lease rule)",
+            link_cuts_all_clients_write_any_leader, link_cuts
+        ),
+    });
 
     let mut dc_loss_plus_node_survived = Vec::new();
     for (name, held) in &used {
@@ -242,9 +286,11 @@ fn score(counts: &[u32]) -> Option<Placement> {
         dcs_used: used.len(),
         survives_any_dc_loss: fatal_dc.is_none(),
         dc_losses_survived,
-        survives_any_link_cut: link_cuts_survived == link_cuts,
+        survives_any_link_cut: link_cuts > 0 && link_cuts_survived == link_cuts,
         link_cuts_survived,
         link_cuts,
+        link_cuts_all_clients_write,
+        link_cuts_all_clients_write_any_leader,
         dc_loss_plus_node_survived,
         reasons,
     })
@@ -271,24 +317,29 @@ fn lessons(voters: u32, placements: &[Placement], others: &[SizeComparison]) -> 
     }
     let describe = |n: u32, p: &Placement| {
         format!(
-            "{n} voters as {} tolerate {} node {}, survive losing any DC: {}, survive a DC plus one node \
-             for {} of {} DCs",
+            "{} as {} tolerate{} {} node {}, survive{} losing any DC: {}, survive{} a DC plus one node \
+             for {} of {} {}",
+            count_voters(n as i64),
             p.label,
+            if n == 1 { "s" } else { "" },
             failures_tolerated(n as usize),
             if failures_tolerated(n as usize) == 1 { "failure" } else { "failures" },
+            if n == 1 { "s" } else { "" },
             if p.survives_any_dc_loss { "yes" } else { "no" },
+            if n == 1 { "s" } else { "" },
             p.dc_loss_plus_node_survived.len(),
-            p.dcs_used
+            p.dcs_used,
+            if p.dcs_used == 1 { "DC" } else { "DCs" }
         )
     };
     for other in others {
         let Some(theirs) = &other.best else { continue };
         if other.voters + 2 == voters {
             lessons.push(format!(
-                "{} vs {} ({} voters): {}; {}.",
+                "{} vs {} ({}): {}; {}.",
                 best.label,
                 theirs.label,
-                other.voters,
+                count_voters(other.voters as i64),
                 describe(voters, best),
                 describe(other.voters, theirs)
             ));
@@ -300,9 +351,15 @@ fn lessons(voters: u32, placements: &[Placement], others: &[SizeComparison]) -> 
         } else {
             continue;
         };
+        let costs = even_best.dc_losses_survived * odd_best.dcs_used < odd_best.dc_losses_survived * even_best.dcs_used
+            || even_best.dc_loss_plus_node_survived.len() * odd_best.dcs_used
+                < odd_best.dc_loss_plus_node_survived.len() * even_best.dcs_used;
+        let verdict = if costs { "buys nothing and here it costs" } else { "buys nothing and can cost" };
         lessons.push(format!(
-            "A {even}th voter buys nothing: majority {} → {}, failures tolerated stay {}; best {}: {}, best {}: {}. \
+            "{} {} voter {verdict}: majority {} → {}, failures tolerated stay {}; best {}: {}; best {}: {}. \
              Every write now waits for one more acknowledgement.",
+            if matches!(even, 8 | 11 | 18) { "An" } else { "A" },
+            ordinal(even),
             majority(odd as usize),
             majority(even as usize),
             failures_tolerated(odd as usize),
@@ -317,9 +374,26 @@ fn lessons(voters: u32, placements: &[Placement], others: &[SizeComparison]) -> 
 
 fn survival(p: &Placement) -> String {
     format!(
-        "survives {} of {} DC losses, {} of {} link cuts",
-        p.dc_losses_survived, p.dcs_used, p.link_cuts_survived, p.link_cuts
+        "survives {} of {} DC losses, {} of {} link cuts, a DC lost plus one node for {} of {}",
+        p.dc_losses_survived,
+        p.dcs_used,
+        p.link_cuts_survived,
+        p.link_cuts,
+        p.dc_loss_plus_node_survived.len(),
+        p.dcs_used
     )
+}
+
+/// 4 → "4th", 21 → "21st".
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 impl PlaceReport {
@@ -344,13 +418,24 @@ impl PlaceReport {
                     p.rank.to_string(),
                     p.label.clone(),
                     format!("{}/{}", p.dc_losses_survived, p.dcs_used),
-                    format!("{}/{}", p.link_cuts_survived, p.link_cuts),
+                    cuts(p.link_cuts_survived, p.link_cuts),
+                    cuts(p.link_cuts_all_clients_write, p.link_cuts),
+                    cuts(p.link_cuts_all_clients_write_any_leader, p.link_cuts),
                     format!("{}/{}", p.dc_loss_plus_node_survived.len(), p.dcs_used),
                     p.reasons[0].clone(),
                 ]
             })
             .collect();
-        doc.table(&["rank", "placement", "DC lost", "link cut", "DC lost + node", "why"], rows);
+        doc.table(
+            &["rank", "placement", "DC lost", "link cut", "clients write", "any leader", "DC lost + node", "why"],
+            rows,
+        );
+        doc.para(
+            "link cut: a majority survives the cut. clients write: every datacenter's clients still reach a possible \
+             leader (each placement puts clients in every datacenter). any leader: they can write wherever the \
+             leader was when the cut started, under quorumlab's node (the lease rule keeps a leader that keeps its \
+             majority, even if it strands a datacenter). — : one datacenter, no link to cut.",
+        );
         let rows = self
             .other_sizes
             .iter()
@@ -369,12 +454,70 @@ impl PlaceReport {
         doc.heading("Nearby cluster sizes, best placement each");
         doc.table(&["voters", "majority", "tolerated", "best", "DC lost", "DC lost + node"], rows);
         doc.heading(format!("Why {} ranks first", self.placements[0].label));
-        doc.lines(self.placements[0].reasons.iter().map(|r| format!("- {r}")).collect());
+        let mut why: Vec<String> = self.placements[0].reasons.iter().map(|r| format!("- {r}")).collect();
+        if let Some(second) = self.placements.get(1) {
+            why.push(format!("- it ranks above {}: {}", second.label, ranks_above(&self.placements[0], second)));
+        }
+        doc.lines(why);
         if !self.lessons.is_empty() {
             doc.heading("What this shows");
             doc.lines(self.lessons.iter().map(|l| format!("- {l}")).collect());
         }
         doc
+    }
+}
+
+/// `3/3`, or `—` when there is no link to cut.
+fn cuts(survived: usize, of: usize) -> String {
+    if of == 0 {
+        "—".to_string()
+    } else {
+        format!("{survived}/{of}")
+    }
+}
+
+/// Whether every link cut leaves every datacenter's clients a possible leader (false with no link to cut).
+fn every_cut_keeps_every_client(p: &Placement) -> bool {
+    p.link_cuts > 0 && p.link_cuts_all_clients_write == p.link_cuts
+}
+
+/// Single faults (a DC lost, a link cut) that leave no majority: one datacenter has one, 2/2 has three.
+fn fatal_single_faults(p: &Placement) -> usize {
+    (p.dcs_used - p.dc_losses_survived) + (p.link_cuts - p.link_cuts_survived)
+}
+
+/// The first ranking criterion on which `first` beats `second`, in words.
+fn ranks_above(first: &Placement, second: &Placement) -> String {
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    if first.survives_any_dc_loss != second.survives_any_dc_loss {
+        format!("survives losing any DC ({} vs {})", yes(first.survives_any_dc_loss), yes(second.survives_any_dc_loss))
+    } else if first.survives_any_link_cut != second.survives_any_link_cut {
+        format!(
+            "keeps a majority through any link cut ({} vs {})",
+            yes(first.survives_any_link_cut),
+            yes(second.survives_any_link_cut)
+        )
+    } else if every_cut_keeps_every_client(first) != every_cut_keeps_every_client(second) {
+        format!(
+            "every link cut leaves every DC's clients a leader to write to ({}/{} vs {}/{})",
+            first.link_cuts_all_clients_write, first.link_cuts, second.link_cuts_all_clients_write, second.link_cuts
+        )
+    } else if first.dc_loss_plus_node_survived.len() != second.dc_loss_plus_node_survived.len() {
+        format!(
+            "survives a DC lost plus one node for more DCs ({} vs {})",
+            first.dc_loss_plus_node_survived.len(),
+            second.dc_loss_plus_node_survived.len()
+        )
+    } else if fatal_single_faults(first) != fatal_single_faults(second) {
+        format!(
+            "fewer single faults leave no majority ({} vs {}: a DC lost or a link cut)",
+            fatal_single_faults(first),
+            fatal_single_faults(second)
+        )
+    } else if first.dcs_used != second.dcs_used {
+        format!("a tie on every fault; it spreads over more DCs ({} vs {})", first.dcs_used, second.dcs_used)
+    } else {
+        "a tie on every fault; the more balanced placement is listed first".to_string()
     }
 }
 

@@ -5,10 +5,13 @@
 //!    a majority of all voters, itself included. Down voters still count in the denominator: membership does
 //!    not shrink because a datacenter burned.
 //! 2. A node can commit a client's write if it is a possible leader or exchanges messages both ways with one.
-//!    Clients in a datacenter reach the cluster through that datacenter's nodes.
+//!    Clients in a datacenter reach the cluster through that datacenter's nodes; clients of a datacenter without
+//!    nodes, through any node whose datacenter link to theirs works both ways.
 //! 3. A voter that can never lead, and misses the heartbeats of some possible leader while still reaching a
-//!    voter that leader needs, times out, campaigns with a higher term and makes that leader step down
-//!    (without PreVote): it can disrupt.
+//!    voter that leader needs, times out, campaigns with a higher term and makes that leader step down in plain
+//!    Raft: it can disrupt. These are only the disruptors PreVote stops (nobody grants them a pre-vote); the full
+//!    set per election rule, including voters that could lead themselves, is [`crate::leader`]'s, which also
+//!    says who really leads once elections settle. This module is the network's view: who *could* lead.
 //!
 //! "Can lead" is structural: it says the network allows it. Raft's log-freshness check can still refuse a
 //! particular candidate, but never makes a leader possible where this says none is.
@@ -103,7 +106,7 @@ pub fn predict_with(topology: &Topology, connectivity: &Connectivity, rule: Quor
     let client_dcs = topology
         .client_dcs()
         .into_iter()
-        .map(|dc| (dc.to_string(), topology.nodes_in_dc(dc).iter().any(|id| nodes[id].can_commit)))
+        .map(|dc| (dc.to_string(), connectivity.client_entry_nodes(topology, dc).iter().any(|id| nodes[id].can_commit)))
         .collect();
     Prediction { voters: voters.len(), majority, nodes, client_dcs }
 }
@@ -124,7 +127,8 @@ impl Prediction {
         self.client_dcs.get(dc).copied().unwrap_or(false)
     }
 
-    /// Whether `node` can never lead yet can depose a leader by campaigning.
+    /// Whether `node` can never lead yet can depose a leader by campaigning in plain Raft: the disruptors that
+    /// PreVote stops. See [`crate::leader::LeaderPrediction::disruptors`] for every rule's full set.
     pub fn can_disrupt(&self, node: NodeId) -> bool {
         self.nodes.get(&node).is_some_and(|v| v.can_disrupt)
     }
@@ -138,6 +142,7 @@ impl Prediction {
         self.nodes.values().any(|v| v.can_lead)
     }
 
+    /// Every node for which [`Prediction::can_disrupt`] holds.
     pub fn disruptors(&self) -> BTreeSet<NodeId> {
         self.nodes.values().filter(|v| v.can_disrupt).map(|v| v.id).collect()
     }

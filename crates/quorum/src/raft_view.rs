@@ -31,7 +31,7 @@ pub struct RaftOutcome {
 
 /// Who can unseat a leader under each variant: the union, over every possible leader, of the voters that can
 /// unseat it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Disruptors {
     /// Plain Raft: voters that miss a possible leader's heartbeats and whose higher term reaches it.
     pub plain: Vec<String>,
@@ -79,9 +79,16 @@ pub fn outcomes(topology: &Topology, connectivity: &Connectivity) -> Vec<RaftOut
     all
 }
 
-/// The disruptors of every possible leader, per variant.
+/// The disruptors of every possible leader, per variant. Asks about the first possible leader of each
+/// datacenter only: under the datacenter-level faults `explain` enumerates, every voter of a datacenter fares
+/// alike, so the union is the same and the cost does not grow with the square of the voters.
 pub fn disruptors(topology: &Topology, connectivity: &Connectivity) -> Disruptors {
-    let possible = predict(topology, connectivity).possible_leaders();
+    let mut seen_dcs = BTreeSet::new();
+    let possible: Vec<NodeId> = predict(topology, connectivity)
+        .possible_leaders()
+        .into_iter()
+        .filter(|&l| topology.dc_of(l).is_some_and(|dc| seen_dcs.insert(dc.to_string())))
+        .collect();
     let of = |variant: RaftVariant| -> Vec<String> {
         let all: BTreeSet<NodeId> = possible
             .iter()

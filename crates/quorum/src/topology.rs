@@ -3,7 +3,8 @@
 //! placement questions and tests), so every value of this type has passed validation.
 //!
 //! Invariants (checked on construction, relied on everywhere else):
-//! 1. at least one voter in total, and every datacenter holds at least one node;
+//! 1. at least one voter in total, and every datacenter holds at least one node or has clients (a client-only
+//!    datacenter reaches the cluster through the others);
 //! 2. node ids are 1-based and dense, in file order: datacenter by datacenter, voters before learners;
 //! 3. host names are `<dc>-n<k>`, `k` counting from 1 within the datacenter;
 //! 4. there is a link profile for every unordered pair of distinct datacenters.
@@ -136,7 +137,7 @@ impl Topology {
         }
         let topology = Topology { name, description, source, datacenters, nodes, local_link, dc_links, raft };
         debug_assert!(topology.voter_count() >= 1, "invariant 1: at least one voter");
-        debug_assert!(topology.datacenters.iter().all(|dc| dc.voters + dc.learners >= 1), "invariant 1");
+        debug_assert!(topology.datacenters.iter().all(|dc| dc.voters + dc.learners >= 1 || dc.clients), "invariant 1");
         topology
     }
 

@@ -10,7 +10,7 @@
 //! name = "dc1"            # lowercase letters, digits and '-': hosts are named dc1-n1, dc1-n2, ...
 //! voters = 2
 //! learners = 0            # optional, default 0
-//! clients = true          # optional, default false: clients sit here
+//! clients = true          # optional, default false: clients sit here (a DC may hold clients and no node)
 //!
 //! [local_link]            # optional, default 1 ms, 0 ms jitter: every link inside a datacenter
 //! latency_ms = 1
@@ -190,10 +190,13 @@ fn validate(at: &Locator, raw: RawTopology) -> Result<Topology, TopologyError> {
             }
             None => 0,
         };
-        if voters + learners == 0 {
+        if voters + learners == 0 && !raw_dc.clients {
             return Err(at.error_at(
                 &raw_dc.voters.span(),
-                format!("datacenter \"{name}\" has no voters and no learners: give it a node or remove it"),
+                format!(
+                    "datacenter \"{name}\" has no voters, no learners and no clients: give it a node or clients, or \
+                     remove it"
+                ),
             ));
         }
         datacenters.push(Datacenter { name, voters, learners, clients: raw_dc.clients });

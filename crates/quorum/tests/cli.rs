@@ -110,10 +110,14 @@ fn explain_refuses_bad_input_with_exit_2_and_the_file_line() {
 fn place_5_over_3_ranks_2_2_1_first_and_says_why() {
     let (code, out, _) = quorum("place --voters 5 --dcs 3");
     assert_eq!(code, 0);
-    assert!(out.contains("1     2/2/1      3/3      3/3       1/3             any one DC lost"), "{out}");
+    assert!(
+        out.contains("1     2/2/1      3/3      3/3       3/3            0/3         1/3             any one DC lost"),
+        "{out}"
+    );
     assert!(out.contains("2/2/1 beats 3/2: dc1 lost: it holds 3 > 2 = 5 − 3 voters, leaving 5 − 3 = 2 < 3"));
     assert!(out.contains("2/2/1 vs 1/1/1 (3 voters)"));
-    assert!(out.contains("A 6th voter buys nothing"));
+    assert!(out.contains("A 6th voter buys nothing and here it costs"), "{out}");
+    assert!(out.contains("- it ranks above 3/1/1: survives losing any DC (yes vs no)"), "{out}");
     let value = json("place --voters 5 --dcs 3");
     let labels: Vec<&str> =
         value["placements"].as_array().expect("array").iter().filter_map(|p| p["label"].as_str()).collect();
@@ -195,7 +199,7 @@ fn explain_one_fault_shows_who_can_lead_and_the_wrong_half_rule_shows_split_brai
 fn explain_the_2_2_1_cut_with_the_leader_in_dc1_strands_dc2_under_quorumlabs_node() {
     let (code, out, _) = quorum("explain etcd-2-2-1 --fault cut:dc1:dc2 --leader dc1-n1");
     assert_eq!(code, 0);
-    assert!(out.contains("             dc1-n1           dc1 ✓ dc2 ✓  dc1 ? dc2 ?  dc1 ✓ dc2 ✗   dc1-n1"), "{out}");
+    assert!(out.contains("\ndc1-n1           dc1 ✓ dc2 ✓  dc1 ? dc2 ?  dc1 ✓ dc2 ✗   dc1-n1\n"), "{out}");
     assert!(out.contains("dc2 cannot write: the dc1 leader dc1-n1 keeps its lease through dc3-n1"), "{out}");
     let value = json("explain etcd-2-2-1 --fault cut:dc1:dc2 --leader dc1-n1");
     let lease = value["raft"]
@@ -225,11 +229,37 @@ fn explain_fault_flags_refuse_bad_input_with_exit_2() {
 }
 
 #[test]
-fn a_client_datacenter_with_only_a_learner_is_valid_and_writes_through_it() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/topologies/learner-dc.toml");
+fn client_datacenters_with_only_a_learner_or_no_node_are_valid_and_write_through_others() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/topologies/clients-without-voters.toml");
     let (code, out, err) = quorum(&format!("explain {path}"));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("learners          = 1: they copy the log but never vote and never count toward a majority"));
     assert!(out.contains("dc3 has clients but no voters"), "{out}");
+    assert!(out.contains("dc4 has clients but no node"), "{out}");
+    assert!(out.contains("dc4         0       0         yes      (clients only)"), "{out}");
     assert!(out.contains("lose dc2                           none             dc1 ✓ dc3 ✓"), "{out}");
+}
+
+#[test]
+fn place_counts_stranded_clients_and_gives_one_datacenter_no_link_cut_to_survive() {
+    let (code, out, _) = quorum("place --voters 4 --dcs 2");
+    assert_eq!(code, 0);
+    assert!(out.contains("3     2/2        0/2      0/1       0/1            0/1         0/2"), "{out}");
+    assert!(out.contains("2     4          0/1      —         —              —           0/1"), "{out}");
+    assert!(out.contains("cut dc1–dc2 (nobody sees both sides): a majority survives, but dc2's clients reach no possible leader: stranded"), "{out}");
+    let value = json("place --voters 4 --dcs 2");
+    let single = value["placements"].as_array().expect("array").iter().find(|p| p["label"] == "4").expect("4");
+    assert_eq!(single["survives_any_link_cut"], false);
+    let (_, out, _) = quorum("place --voters 3 --dcs 3");
+    assert!(out.contains("A 4th voter buys nothing and here it costs"), "{out}");
+    assert!(out.contains("1 voter as 1 tolerates 0 node failures"), "{out}");
+    let (_, out, _) = quorum("place --voters 7 --dcs 3");
+    assert!(out.contains("An 8th voter buys nothing"), "{out}");
+}
+
+#[test]
+fn the_table_says_an_odd_size_is_no_guarantee_against_a_three_way_split() {
+    let (_, out, _) = quorum("table --max 4");
+    assert!(out.contains("(likewise 1 → 2)"), "{out}");
+    assert!(out.contains("leaves 2 | 2 | 0 of 5, no majority anywhere"), "{out}");
 }

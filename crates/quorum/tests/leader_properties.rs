@@ -85,7 +85,10 @@ fn the_lease_keeps_a_leader_that_keeps_its_majority(
         ));
     }
     for (dc, &availability) in &refined.client_dcs {
-        let reaches = topology.nodes_in_dc(dc).iter().any(|&n| n == leader || connectivity.two_way(n, leader));
+        let reaches = connectivity
+            .client_entry_nodes(topology, dc)
+            .iter()
+            .any(|&n| n == leader || connectivity.two_way(n, leader));
         let expected = if reaches { Availability::Available } else { Availability::Unavailable };
         if availability != expected {
             return Err(format!("leader {leader} stays: {dc} should be {expected:?}, not {availability:?}"));
@@ -111,8 +114,46 @@ fn no_leader_is_the_union(
     Ok(())
 }
 
+/// (g) The fields agree with each other: a datacenter is available iff every leader after serves it and
+/// leadership does not churn, unavailable iff none does; the timeline has one row per node.
+fn the_answer_agrees_with_itself(
+    topology: &Topology,
+    connectivity: &Connectivity,
+    variant: RaftVariant,
+    leader: Option<NodeId>,
+) -> Result<(), String> {
+    let p = predict_with_leader(topology, connectivity, variant, leader);
+    for (dc, &availability) in &p.client_dcs {
+        let serves = |l: &NodeId| {
+            connectivity.client_entry_nodes(topology, dc).iter().any(|&n| n == *l || connectivity.two_way(n, *l))
+        };
+        let served = p.leaders_after.iter().filter(|l| serves(l)).count();
+        let expected = match served {
+            0 => Availability::Unavailable,
+            n if n == p.leaders_after.len() && !p.churns => Availability::Available,
+            _ => Availability::Either,
+        };
+        if availability != expected || !p.reasons.contains_key(dc) {
+            return Err(format!("{variant:?}, leader {leader:?}: {dc} is {availability:?}, expected {expected:?}"));
+        }
+    }
+    if p.caveats.is_empty() || !p.caveats[0].starts_with("Log freshness") {
+        return Err("the log-freshness caveat is missing".into());
+    }
+    let rows = quorumlab_quorum::term_timeline(topology, connectivity, variant, leader);
+    if rows.len() != topology.nodes().len() {
+        return Err(format!("{} timeline rows for {} nodes", rows.len(), topology.nodes().len()));
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(Config { cases: 500, ..Config::default() })]
+
+    #[test]
+    fn the_refined_answer_agrees_with_itself((topology, connectivity, variant, leader) in case()) {
+        prop_assert_eq!(the_answer_agrees_with_itself(&topology, &connectivity, variant, leader), Ok(()));
+    }
 
     #[test]
     fn the_refined_oracle_never_promises_what_the_network_forbids((topology, connectivity, variant, leader) in case()) {

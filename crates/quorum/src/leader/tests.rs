@@ -47,7 +47,11 @@ fn two_two_one_cut_with_the_leader_in_dc1_strands_dc2_under_the_lease_rule() {
         "dc2 cannot write: the dc1 leader dc1-n1 keeps its lease through dc3-n1, which refuses dc2's vote requests."
     );
     assert!(p.reasons["dc1"].starts_with("dc1 can write: the dc1 leader dc1-n1 is in dc1"), "{}", p.reasons["dc1"]);
-    assert!(p.caveats[0].starts_with("Log freshness"));
+    assert!(
+        p.caveats[0].starts_with("Log freshness: once dc1-n1 commits a write during the fault, dc2-n1"),
+        "{:?}",
+        p.caveats
+    );
 }
 
 /// Same cut, no leader when it starts: any of the five may win, so each client DC may or may not write, and the
@@ -165,4 +169,42 @@ fn a_learner_or_unknown_leader_counts_as_no_leader() {
     let t = topology("etcd-2-2-1");
     let none = under(&t, cut("dc1", "dc2"), LeaderLease, None);
     assert_eq!(under(&t, cut("dc1", "dc2"), LeaderLease, Some(99)).client_dcs, none.client_dcs);
+}
+
+/// openraft issue #2080, "Liveness deadlock: old leader heartbeats block a connected quorum", with two-way links
+/// only: five voters, the old leader dc1-n1 talks only with the bridge dc1-n2; dc1-n2, dc1-n3 and dc1-n4 talk to
+/// each other; dc1-n5 is isolated. The leader has 2 < 3, the bridge still hears it and refuses dc1-n3's and
+/// dc1-n4's votes, so the connected three never elect anyone. Plain Raft and PreVote both elect one of them.
+#[test]
+fn openraft_2080_an_old_leader_that_reaches_only_the_bridge_blocks_the_quorum_around_it() {
+    let t = topology("etcd-5");
+    let both =
+        |a: NodeId, b: NodeId| vec![FaultShape::OneWay { from: a, to: b }, FaultShape::OneWay { from: b, to: a }];
+    let mut faults = vec![FaultShape::IsolateNode { node: 5 }];
+    faults.extend(both(1, 3));
+    faults.extend(both(1, 4));
+    let connectivity = FaultShape::All { faults }.apply(&t).expect("applies");
+    let lease = predict_with_leader(&t, &connectivity, LeaderLease, Some(1));
+    assert!(lease.leaders_after.is_empty());
+    assert_eq!(dcs(&lease), [("dc1", Unavailable)]);
+    assert_eq!(predict_with_leader(&t, &connectivity, Plain, Some(1)).leaders_after, BTreeSet::from([2]));
+    assert_eq!(predict_with_leader(&t, &connectivity, PreVote, Some(1)).leaders_after, BTreeSet::from([3, 4]));
+}
+
+/// The timeline of the pinned case under the lease rule: dc2 campaigns in vain with rising terms, dc3-n1 keeps
+/// following the leader, and when the link heals dc2's higher term forces exactly one election (§9.6). Under
+/// PreVote no term climbs in vain, so nothing is forced.
+#[test]
+fn the_two_two_one_timeline_shows_dc2_climbing_and_one_election_on_heal_under_the_lease_rule() {
+    let t = topology("etcd-2-2-1");
+    let connectivity = cut("dc1", "dc2").apply(&t).expect("applies");
+    let rows = term_timeline(&t, &connectivity, LeaderLease, Some(1));
+    let row = |host: &str| rows.iter().find(|r| r.host == host).expect("a row per node");
+    assert_eq!(row("dc1-n1").during, "leads at term t");
+    assert_eq!(row("dc3-n1").during, "follows dc1-n1 at term t; refuses other candidates (lease)");
+    assert_eq!(row("dc2-n1").during, "campaigns: term t + 1, t + 2, …; never wins");
+    assert!(row("dc2-n1").on_heal.contains("one election"));
+    assert!(row("dc1-n1").on_heal.contains("steps down"));
+    let prevote = term_timeline(&t, &connectivity, PreVote, Some(1));
+    assert!(prevote.iter().all(|r| r.on_heal.starts_with("no forced election")), "{prevote:?}");
 }
