@@ -29,9 +29,19 @@ fn cluster(seed: u64, n: u64) -> (SimCluster<'static>, Shared) {
     (c, s)
 }
 
+/// A client whose deadline outlasts a leader change. With the topology's default timing
+/// (election timeouts of 1-2 s) seed 11 elects the next leader 3.6 s after the old one crashes;
+/// the default 5 s went to an attempt at the crashed leader (2.5 s), "no leader yet" from the
+/// others, and a second attempt at the crashed leader, and the write ended "unknown".
+fn patient_client(s: &Shared) -> Result<Client, String> {
+    let mut cfg = ClientConfig::new(s.endpoints(), Transport::Sim);
+    cfg.overall_timeout = cfg.attempt_timeout + Duration::from_millis(4 * s.options.timing.election_timeout_ms_max);
+    Client::new(cfg)
+}
+
 /// Writes `count` keys `{prefix}{i}` = `v{i}`; returns the acknowledged ones.
 async fn write_keys(s: &Shared, prefix: &str, range: std::ops::Range<u32>) -> Result<BTreeMap<String, String>, String> {
-    let mut client = s.client();
+    let mut client = patient_client(s)?;
     let mut acked = BTreeMap::new();
     for i in range {
         let (k, v) = (format!("{prefix}{i}"), format!("v{i}"));
@@ -43,7 +53,7 @@ async fn write_keys(s: &Shared, prefix: &str, range: std::ops::Range<u32>) -> Re
 
 /// Reads every key back through a linearizable read.
 async fn read_all(s: &Shared, acked: &BTreeMap<String, String>) -> Result<(), String> {
-    let mut client = s.client();
+    let mut client = patient_client(s)?;
     for (k, v) in acked {
         let got = client.get(k.as_bytes()).await.map_err(|e| format!("get {k}: {e}"))?;
         let got = got.map(|f| String::from_utf8_lossy(&f.value).into_owned());
