@@ -14,4 +14,5 @@ pub mod node;
 pub mod runtime;
 pub mod sim;
 pub mod store;
+pub mod suite;
 pub mod types;

@@ -3,6 +3,7 @@
 mod cluster;
 mod kv;
 mod node;
+mod suite;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -31,6 +32,7 @@ enum Command {
     Check(quorumlab_check::cli::Args),
     /// Quorum math over datacenter topologies.
     Quorum(quorumlab_quorum::cli::Args),
+    Suite(suite::SuiteArgs),
 }
 
 /// Exit code for an operation that failed.
@@ -54,6 +56,7 @@ pub fn main() -> ExitCode {
         Command::Node(args) => with_runtime(node::run(args)),
         Command::Cluster(cmd) => with_runtime(cluster::run(cmd)),
         Command::Kv(cmd) => with_runtime(kv::run(cmd)),
+        Command::Suite(args) => suite::run(args),
     };
     ExitCode::from(code)
 }

@@ -48,6 +48,9 @@ pub struct RunConfig {
     pub warmup: Duration,
     /// For negative controls only.
     pub planted_bug: Option<PlantedBug>,
+    /// The election rules the oracle predicts with: quorumlab's node's own ([`RaftVariant::QUORUMLAB_NODE`]); a
+    /// negative control predicts with the wrong ones to prove the comparison can fail.
+    pub variant: RaftVariant,
 }
 
 impl RunConfig {
@@ -59,6 +62,7 @@ impl RunConfig {
             workload: WorkloadOptions::default(),
             warmup: Duration::from_secs(1),
             planted_bug: None,
+            variant: RaftVariant::QUORUMLAB_NODE,
         }
     }
 
@@ -329,8 +333,8 @@ fn open_window(
     }
     let topology = &config.topology;
     let predicted = nemesis.active().iter().all(|a| a.fault.predicted() && a.shape.is_some());
-    let prediction = predicted
-        .then(|| predict_with_leader(topology, &nemesis.connectivity(topology), RaftVariant::QUORUMLAB_NODE, leader));
+    let prediction =
+        predicted.then(|| predict_with_leader(topology, &nemesis.connectivity(topology), config.variant, leader));
     let faults = nemesis
         .active()
         .iter()

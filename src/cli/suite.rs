@@ -1,0 +1,155 @@
+//! `quorumlab suite`: the partition suite's matrix from the command line.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{EXIT_FAILED, EXIT_USAGE};
+use crate::suite;
+
+/// Run topologies through every single fault (or one schedule), checking every invariant, the client history and
+/// the oracle's availability prediction. Exit 0 all passed, 1 a violation, 2 usage error.
+#[derive(Debug, Args)]
+pub struct SuiteArgs {
+    /// Topology files or shipped names (default: every shipped topology).
+    topologies: Vec<String>,
+    /// Only these faults (comma-separated), e.g. cut:dc1-dc2,isolate:leader,power-loss:leader.
+    #[arg(long, value_delimiter = ',')]
+    faults: Vec<String>,
+    /// One schedule instead of the single faults: FAULT@START+DURATION;… e.g. 'cut:dc1-dc2@0ms+10s'.
+    #[arg(long, conflicts_with = "faults")]
+    schedule: Option<String>,
+    /// Seeds 1..=N for every case.
+    #[arg(long, default_value_t = 3, conflicts_with = "seed")]
+    seeds: u64,
+    /// Exactly this seed (replays one run).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Simulations to run at once (default: the machine's cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Run only shard K of N (e.g. 2/4); the N shards together are the whole matrix.
+    #[arg(long, value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
+    /// text: a line per run and a summary; json: one record per line.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+    /// Where failing runs' histories and traces are written.
+    #[arg(long, default_value = "quorumlab-suite-failures")]
+    out: PathBuf,
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("expected K/N with 1 ≤ K ≤ N (e.g. 2/4), got {s:?}");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (usize, usize) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if k == 0 || n == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+pub fn run(args: SuiteArgs) -> u8 {
+    let names: Vec<String> = if args.topologies.is_empty() {
+        quorumlab_quorum::shipped::NAMES.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.topologies.clone()
+    };
+    let mut topologies = Vec::new();
+    for name in &names {
+        match quorumlab_quorum::shipped::resolve(name) {
+            Ok(t) => topologies.push(Arc::new(t)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let seeds: Vec<u64> = match args.seed {
+        Some(seed) => vec![seed],
+        None if args.seeds == 0 => {
+            eprintln!("error: --seeds must be at least 1");
+            return EXIT_USAGE;
+        }
+        None => (1..=args.seeds).collect(),
+    };
+    let cases = match suite::matrix(&topologies, args.schedule.as_deref(), &args.faults, &seeds) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let cases = match args.shard {
+        Some((k, n)) => suite::shard(cases, k, n),
+        None => cases,
+    };
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let bar = ProgressBar::new(cases.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {elapsed} elapsed, ~{eta} left")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let json = args.format == "json";
+    let records = suite::run_all(&cases, jobs, |case, record| {
+        let line = if json {
+            serde_json::to_string(record).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        } else {
+            let mut line = suite::summary_line(&case.name, record);
+            for failure in record.failures() {
+                line.push_str(&format!("\n       {failure}\n       replay: {}", record.replay));
+            }
+            line
+        };
+        bar.suspend(|| println!("{line}"));
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let failed: Vec<(&suite::Case, &crate::sim::run::RunRecord)> =
+        cases.iter().zip(&records).filter(|(_, r)| !r.passed()).collect();
+    for (case, record) in &failed {
+        if let Err(e) = save(&args.out, case, record) {
+            eprintln!("error: could not save the failing run's history and trace: {e}");
+        }
+    }
+    if !json {
+        println!(
+            "{} runs, {} passed, {} failed{}",
+            records.len(),
+            records.len() - failed.len(),
+            failed.len(),
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(" (histories and traces in {})", args.out.display())
+            }
+        );
+    }
+    if failed.is_empty() {
+        0
+    } else {
+        EXIT_FAILED
+    }
+}
+
+/// Writes a failing run's history (for `quorumlab check`) and trace.
+fn save(dir: &std::path::Path, case: &suite::Case, record: &crate::sim::run::RunRecord) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let stem: String = format!("{}-seed-{}", case.name, record.seed)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
+    let mut trace = std::fs::File::create(dir.join(format!("{stem}.trace")))?;
+    for line in &record.trace {
+        writeln!(trace, "{line}")?;
+    }
+    if let Some(history) = &record.history {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join(format!("{stem}.jsonl")))?);
+        quorumlab_check::format::json_lines::write(history, &mut file)?;
+        file.flush()?;
+    }
+    Ok(())
+}
