@@ -143,8 +143,8 @@ impl Invariants {
                 }
             }
             StoreChange::Appended { entries } => {
-                self.log_matching.on_append(node, log, &entries)?;
-                log.append(&entries);
+                self.log_matching.on_append(node, &self.nodes, &entries)?;
+                self.nodes.entry(node).or_default().append(&entries);
             }
             StoreChange::Truncated { since } => {
                 self.log_matching.on_truncate(node, log, since)?;
