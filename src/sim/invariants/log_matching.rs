@@ -8,9 +8,8 @@
 //!   before flushing an entry nobody else received may give its log id to another command
 //!   (openraft restores a node holding a committed vote for itself as leader of the same term):
 //!   no log holds the lost entry, so no log can disagree, and that is not a violation. Nodes
-//!   that lost power and have not restarted yet are not compared (what they hold is unknown);
-//!   and a sole holder that is never compared again is caught, if it matters, when it commits
-//!   or applies;
+//!   that lost power are not compared until they reopen (what they hold is unknown until then);
+//!   the log they reopen with is compared with every other node's as if appended;
 //! - on every `save_committed`, the node's newly committed entries (those its log still holds)
 //!   must equal what any node committed at those indexes before, and the committed log id must
 //!   be the one in its log;

@@ -132,6 +132,9 @@ impl Invariants {
                 self.state_machine.on_reopened(node, log, committed, applied)?;
                 let vote = vote.map(|v| (v.leader_id.term, v.leader_id.node_id, v.committed));
                 *log = NodeLog::opened(vote, committed, last_purged, applied, &entries, log.commit_checked);
+                // While it was down after a power loss nobody was compared with it: what it
+                // came back with must agree with what the others hold now.
+                self.log_matching.on_append(node, &self.nodes, &entries)?;
             }
             StoreChange::VoteSaved { term, voted_for, committed } => {
                 log.vote = Some((term, voted_for, committed));
@@ -264,6 +267,22 @@ mod tests {
             ev(2, StoreChange::CommittedSaved { committed: Some(id(2, 1)) }),
         ]);
         let err = run(events).unwrap_err();
+        assert!(matches!(err, Violation::LogMatching(_)), "{err}");
+    }
+
+    /// Negative control: a node back from a power loss holding, under a log id another node
+    /// holds, another command (its leader gave the index away while it was down).
+    #[test]
+    fn a_node_coming_back_with_a_conflicting_entry_is_caught() {
+        let err = run(vec![
+            opened(1, None, None, &[(id(1, 0), 0), (id(1, 1), 11)]),
+            opened(2, None, None, &[(id(1, 0), 0), (id(1, 1), 11)]),
+            Observed::PowerLoss { node: 2 },
+            ev(1, StoreChange::Truncated { since: 1 }),
+            ev(1, StoreChange::Appended { entries: vec![(id(1, 1), 99)] }),
+            opened(2, None, None, &[(id(1, 0), 0), (id(1, 1), 11)]),
+        ])
+        .unwrap_err();
         assert!(matches!(err, Violation::LogMatching(_)), "{err}");
     }
 
