@@ -94,7 +94,7 @@ pub struct Shared {
     /// The node currently running on each host (replaced when a host restarts).
     pub nodes: Arc<Mutex<BTreeMap<NodeId, NodeView>>>,
     /// Every node's disk; it outlives simulated crashes (not power losses' unflushed writes).
-    dbs: Arc<Mutex<BTreeMap<NodeId, SimDisk>>>,
+    dbs: Arc<Mutex<Disks>>,
     /// Every (term, leader) any node's metrics ever showed (for tests; the election safety
     /// check reads every committed vote instead, see [`invariants::election_safety`]).
     pub leaders: Arc<Mutex<LeadersByTerm>>,
@@ -228,6 +228,21 @@ impl Shared {
     pub async fn initialize_with(&self, via: NodeId, voters: &[NodeId]) -> Result<(), String> {
         let members: BTreeMap<u64, String> = voters.iter().map(|id| (*id, self.endpoint(*id))).collect();
         admin::initialize(Transport::Sim, &self.endpoint(via), &members, Duration::from_secs(2)).await
+    }
+}
+
+/// Every node's simulated disk, and how long a flush takes on new ones.
+#[derive(Default)]
+struct Disks {
+    by_node: BTreeMap<NodeId, SimDisk>,
+    flush_delay: Duration,
+}
+
+impl Disks {
+    fn new_disk(&self) -> Result<SimDisk, store::OpenError> {
+        let disk = SimDisk::new()?;
+        disk.set_flush_delay(self.flush_delay);
+        Ok(disk)
     }
 }
 
@@ -380,9 +395,22 @@ impl<'a> SimCluster<'a> {
     /// Replaces a node's storage with an empty one (a wiped disk); takes effect at the next bounce.
     pub fn wipe(&mut self, id: NodeId) -> Result<(), String> {
         self.shared.trace.record_at(self.sim.elapsed(), format!("nemesis: wipe node {id}'s disk"));
-        let disk = SimDisk::new().map_err(|e| e.to_string())?;
-        self.shared.dbs.lock().map_err(|e| e.to_string())?.insert(id, disk);
+        let mut disks = self.shared.dbs.lock().map_err(|e| e.to_string())?;
+        let disk = disks.new_disk().map_err(|e| e.to_string())?;
+        disks.by_node.insert(id, disk);
         self.shared.observed.push(Observed::Wiped { node: id });
+        Ok(())
+    }
+
+    /// Makes every flush take `delay` of simulated time on every node's disk, as a real fsync
+    /// does, so a power loss can land between a write and its flush (zero by default).
+    pub fn set_flush_delay(&mut self, delay: Duration) -> Result<(), String> {
+        self.shared.trace.record_at(self.sim.elapsed(), format!("disks: every flush takes {delay:?}"));
+        let mut disks = self.shared.dbs.lock().map_err(|e| e.to_string())?;
+        disks.flush_delay = delay;
+        for disk in disks.by_node.values() {
+            disk.set_flush_delay(delay);
+        }
         Ok(())
     }
 
@@ -394,7 +422,7 @@ impl<'a> SimCluster<'a> {
         }
         let host = self.shared.host(id).to_string();
         self.sim.crash(host);
-        let disk = self.shared.dbs.lock().map_err(|e| e.to_string())?.get(&id).cloned();
+        let disk = self.shared.dbs.lock().map_err(|e| e.to_string())?.by_node.get(&id).cloned();
         let lost = match disk {
             Some(disk) => disk.power_loss().map_err(|e| format!("power loss of node {id}: {e}"))?,
             None => store::PowerLoss::default(),
@@ -414,12 +442,12 @@ impl<'a> SimCluster<'a> {
 /// A turmoil host: open (or reopen) the node's storage, start the node, and watch its metrics.
 async fn run_host(shared: Shared, id: NodeId) -> turmoil::Result {
     let disk = {
-        let mut dbs = shared.dbs.lock().map_err(|e| e.to_string())?;
-        match dbs.get(&id) {
+        let mut disks = shared.dbs.lock().map_err(|e| e.to_string())?;
+        match disks.by_node.get(&id) {
             Some(disk) => disk.clone(),
             None => {
-                let disk = SimDisk::new()?;
-                dbs.insert(id, disk.clone());
+                let disk = disks.new_disk()?;
+                disks.by_node.insert(id, disk.clone());
                 disk
             }
         }

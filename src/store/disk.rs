@@ -9,6 +9,11 @@
 //!
 //! A process crash (the simulator's `crash`) loses nothing: the `Db` and its journal outlive it.
 //!
+//! A flush takes no simulated time by default, so nothing can happen between a write and its
+//! flush. [`SimDisk::set_flush_delay`] gives it a duration, as a real fsync has: a flush then
+//! makes durable the writes made before it started, once the delay has passed, and a power loss
+//! in between loses them; meanwhile openraft may already have sent the entries to followers.
+//!
 //! Invariant: after `power_loss`, every tree holds exactly what it held at the last flush,
 //! because each journal record holds the value its write replaced and records are undone newest
 //! first. This holds only if every write to the node's trees goes through [`Disk::apply`].
@@ -24,8 +29,21 @@ use super::{Durability, OpenError};
 /// One write group: the tree and, for every key written in order, the value it replaced.
 type Group = (Tree, Vec<(IVec, Option<IVec>)>);
 
-/// The writes made since the last flush, oldest first.
-type Journal = Arc<Mutex<Vec<Group>>>;
+/// The writes made since the last flush.
+#[derive(Default)]
+struct JournalState {
+    /// Unflushed write groups, oldest first, each with its sequence number.
+    groups: std::collections::VecDeque<(u64, Group)>,
+    /// Sequence number of the next write group.
+    next: u64,
+    flush_delay: std::time::Duration,
+}
+
+type Journal = Arc<Mutex<JournalState>>;
+
+fn lock(journal: &Journal) -> std::sync::MutexGuard<'_, JournalState> {
+    journal.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A node's simulated disk: a temporary sled `Db` and its undo journal. Cloning shares both.
 #[derive(Clone)]
@@ -52,9 +70,9 @@ impl SimDisk {
     /// Loses every write made since the last flush. Call it only while no store of this disk is
     /// in use (the node's host has crashed): a running store caches what it wrote.
     pub fn power_loss(&self) -> Result<PowerLoss, sled::Error> {
-        let groups = std::mem::take(&mut *self.journal.lock().unwrap_or_else(|e| e.into_inner()));
+        let groups = std::mem::take(&mut lock(&self.journal).groups);
         let mut lost = PowerLoss { groups: groups.len(), writes: 0 };
-        for (tree, writes) in groups.into_iter().rev() {
+        for (_, (tree, writes)) in groups.into_iter().rev() {
             for (key, old) in writes.into_iter().rev() {
                 match old {
                     Some(v) => tree.insert(key, v)?,
@@ -68,14 +86,23 @@ impl SimDisk {
 
     /// Write groups made since the last flush.
     pub fn unflushed_groups(&self) -> usize {
-        self.journal.lock().map(|j| j.len()).unwrap_or_default()
+        lock(&self.journal).groups.len()
     }
 
-    pub(crate) fn db(&self) -> &Db {
+    /// How long a flush takes, in simulated time, from now on (zero by default).
+    pub fn set_flush_delay(&self, delay: std::time::Duration) {
+        lock(&self.journal).flush_delay = delay;
+    }
+
+    pub fn flush_delay(&self) -> std::time::Duration {
+        lock(&self.journal).flush_delay
+    }
+
+    fn db(&self) -> &Db {
         &self.db
     }
 
-    pub(crate) fn journal(&self) -> Journal {
+    fn journal(&self) -> Journal {
         self.journal.clone()
     }
 }
@@ -90,12 +117,15 @@ pub(crate) struct Disk {
     pub observer: Option<Observer>,
     /// Planted bug (simulation only): `append` acknowledges without flushing.
     pub ack_before_flush: bool,
+    /// Planted bug (simulation only): a restart brings back the vote of the node's previous
+    /// term, forgetting the vote it cast in its latest one.
+    pub forget_vote_on_restart: bool,
 }
 
 impl Disk {
     /// A real disk (`Fsync`) or a simulated one without power loss (`ProcessCrash`).
     pub(crate) fn plain(db: Db, durability: Durability) -> Self {
-        Disk { db, durability, journal: None, observer: None, ack_before_flush: false }
+        Disk { db, durability, journal: None, observer: None, ack_before_flush: false, forget_vote_on_restart: false }
     }
 
     /// A simulated disk that honours flushes and can lose power.
@@ -106,6 +136,7 @@ impl Disk {
             journal: Some(disk.journal()),
             observer,
             ack_before_flush: false,
+            forget_vote_on_restart: false,
         }
     }
 
@@ -153,7 +184,10 @@ impl Disk {
                     };
                     undo.push((key, old));
                 }
-                journal.lock().unwrap_or_else(|e| e.into_inner()).push((tree.clone(), undo));
+                let mut j = lock(journal);
+                let seq = j.next;
+                j.next += 1;
+                j.groups.push_back((seq, (tree.clone(), undo)));
                 Ok(())
             }
         }
@@ -166,22 +200,41 @@ impl Disk {
         match (self.durability, &self.journal) {
             (Durability::Fsync, _) => self.db.flush_async().await.map(|_| ()),
             (Durability::ProcessCrash, None) => Ok(()),
-            (Durability::ProcessCrash, Some(_)) => {
-                self.flush_now();
+            (Durability::ProcessCrash, Some(journal)) => {
+                let (delay, upto) = {
+                    let j = lock(journal);
+                    (j.flush_delay, j.next)
+                };
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                self.flush_before(upto);
                 Ok(())
             }
         }
     }
 
-    /// The simulated disk's flush, synchronous (no-op on other disks).
+    /// The simulated disk's flush of every write so far, taking no time (no-op on other disks).
     pub(crate) fn flush_now(&self) {
         if let Some(journal) = &self.journal {
-            let mut j = journal.lock().unwrap_or_else(|e| e.into_inner());
-            if !j.is_empty() {
-                j.clear();
-                drop(j);
-                self.emit(|| StoreChange::Flushed);
-            }
+            let upto = lock(journal).next;
+            self.flush_before(upto);
+        }
+    }
+
+    /// Makes the write groups numbered below `upto` durable. The observer hears `Flushed` only
+    /// when that leaves nothing unflushed, as the event promises every earlier write durable.
+    fn flush_before(&self, upto: u64) {
+        let Some(journal) = &self.journal else { return };
+        let mut j = lock(journal);
+        let before = j.groups.len();
+        while j.groups.front().is_some_and(|(seq, _)| *seq < upto) {
+            j.groups.pop_front();
+        }
+        let all_flushed = before > 0 && j.groups.is_empty();
+        drop(j);
+        if all_flushed {
+            self.emit(|| StoreChange::Flushed);
         }
     }
 }

@@ -19,6 +19,8 @@ use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 const VOTE_KEY: &[u8] = b"vote";
 const COMMITTED_KEY: &[u8] = b"committed";
 const LAST_PURGED_KEY: &[u8] = b"last_purged";
+/// Planted bug `ForgetVoteOnRestart` only: the last vote of an earlier term than the current one.
+const EARLIER_VOTE_KEY: &[u8] = b"planted_bug.earlier_vote";
 
 /// The Raft log and vote of one node. Cloning shares the same trees (it is also the log reader).
 #[derive(Clone)]
@@ -36,10 +38,17 @@ impl LogStore {
         Ok(Self { log: disk.db.open_tree("raft_log")?, state: disk.db.open_tree("raft_state")?, disk: disk.clone() })
     }
 
-    /// Planted bug `ForgetVoteOnRestart`: the vote is gone when the store opens.
+    /// Planted bug `ForgetVoteOnRestart`: when the store opens, the vote goes back to the one
+    /// the node held in its previous term (none if it had none), so the node may vote a second
+    /// time in its latest term. Going back only one term keeps every log entry's term at or
+    /// below the vote, which openraft asserts when it makes a leader.
     pub(crate) fn forget_vote(&self) -> Result<(), StorageError> {
         let mut writes = Writes::default();
-        writes.remove(VOTE_KEY);
+        match self.state.get(EARLIER_VOTE_KEY).map_err(codec::read_vote)? {
+            Some(earlier) => writes.insert(VOTE_KEY, earlier),
+            None => writes.remove(VOTE_KEY),
+        }
+        writes.remove(EARLIER_VOTE_KEY);
         self.disk.apply(&self.state, writes).map_err(codec::write_vote)?;
         self.disk.flush_now();
         Ok(())
@@ -175,6 +184,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let mut writes = Writes::default();
+        if self.disk.forget_vote_on_restart {
+            if let Some(current) = self.read_vote().await? {
+                if current.leader_id.term < vote.leader_id.term {
+                    writes.insert(EARLIER_VOTE_KEY, encode(&current).map_err(codec::write_vote)?);
+                }
+            }
+        }
         writes.insert(VOTE_KEY, encode(vote).map_err(codec::write_vote)?);
         self.disk.apply(&self.state, writes).map_err(codec::write_vote)?;
         self.disk.flush().await.map_err(codec::write_vote)?;

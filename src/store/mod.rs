@@ -116,13 +116,13 @@ pub fn open_dir(path: &Path, durability: Durability) -> Result<(LogStore, StateM
     check_dir_before_open(path)?;
     let db =
         sled::Config::new().path(path).open().map_err(|source| OpenError::Sled { path: path.to_path_buf(), source })?;
-    open_at(Disk::plain(db, durability), path, false)
+    open_at(Disk::plain(db, durability), path)
 }
 
 /// Opens the store in an already open `Db`, for the simulator, which keeps the `Db` alive across
 /// a simulated crash of the node (caller duty 2).
 pub fn open_db(db: sled::Db, durability: Durability) -> Result<(LogStore, StateMachineStore), OpenError> {
-    open_at(Disk::plain(db, durability), Path::new(SIM_DB_LOCATION), false)
+    open_at(Disk::plain(db, durability), Path::new(SIM_DB_LOCATION))
 }
 
 /// Opens node `node`'s store on a simulated disk, which honours the flush points of
@@ -139,7 +139,8 @@ pub fn open_sim(
 ) -> Result<(LogStore, StateMachineStore), OpenError> {
     let mut d = Disk::simulated(disk, observer.map(|o| observe::Observer::new(node, o)));
     d.ack_before_flush = bug == Some(PlantedBug::AckBeforeFlush);
-    open_at(d, Path::new(SIM_DB_LOCATION), bug == Some(PlantedBug::ForgetVoteOnRestart))
+    d.forget_vote_on_restart = bug == Some(PlantedBug::ForgetVoteOnRestart);
+    open_at(d, Path::new(SIM_DB_LOCATION))
 }
 
 /// A temporary sled `Db` tuned for simulation: removed when the last handle drops, no background
@@ -174,7 +175,7 @@ fn check_dir_before_open(path: &Path) -> Result<(), OpenError> {
     Ok(())
 }
 
-fn open_at(disk: Disk, location: &Path, forget_vote: bool) -> Result<(LogStore, StateMachineStore), OpenError> {
+fn open_at(disk: Disk, location: &Path) -> Result<(LogStore, StateMachineStore), OpenError> {
     let db = &disk.db;
     let sled_err = |source| OpenError::Sled { path: location.to_path_buf(), source };
     let recover_err = |source| OpenError::Recover { path: location.to_path_buf(), source: Box::new(source) };
@@ -194,7 +195,7 @@ fn open_at(disk: Disk, location: &Path, forget_vote: bool) -> Result<(LogStore, 
     log.finish_interrupted_purge().map_err(recover_err)?;
     let mut sm = StateMachineStore::open(&disk).map_err(recover_err)?;
     sm.catch_up_with_snapshot().map_err(recover_err)?;
-    if forget_vote {
+    if disk.forget_vote_on_restart {
         log.forget_vote().map_err(recover_err)?;
     }
     // On a simulated disk, recovery is flushed before the node starts: the observer's view of

@@ -3,8 +3,13 @@
 //! every node that commits an index commits the same entry there.
 //!
 //! Checked from the store's events, incrementally:
-//! - on every append, an entry's (term, index) must carry the same payload digest on every node
-//!   that ever wrote it, and terms never decrease along a node's log;
+//! - on every append, no other node may hold an entry with the same (term, index) and another
+//!   payload digest, and terms never decrease along a node's log. A leader that lost power
+//!   before flushing an entry nobody else received may give its log id to another command
+//!   (openraft restores a node holding a committed vote for itself as leader of the same term):
+//!   no log holds the lost entry, so no log can disagree, and that is not a violation. Nodes
+//!   that lost power are not compared until they reopen (what they hold is unknown until then);
+//!   the log they reopen with is compared with every other node's as if appended;
 //! - on every `save_committed`, the node's newly committed entries (those its log still holds)
 //!   must equal what any node committed at those indexes before, and the committed log id must
 //!   be the one in its log;
@@ -13,7 +18,7 @@
 //! The committed entries found here are also what [`super::leader_completeness`] checks new
 //! leaders against.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::sim::observe::NodeLog;
 use crate::store::observe::PayloadDigest;
@@ -73,20 +78,20 @@ pub struct CommittedEntry {
 /// What log matching remembers across events.
 #[derive(Clone, Debug, Default)]
 pub struct LogMatching {
-    /// (term, index) → (digest, first node that wrote it).
-    written: HashMap<(u64, u64), (PayloadDigest, NodeId)>,
     /// Index → the entry committed there.
     pub committed: BTreeMap<u64, CommittedEntry>,
 }
 
 impl LogMatching {
-    /// Before `entries` are appended to `log` (node `node`'s).
+    /// Before `entries` are appended to node `node`'s log; `logs` holds every node's.
     pub fn on_append(
-        &mut self,
+        &self,
         node: NodeId,
-        log: &NodeLog,
+        logs: &BTreeMap<NodeId, NodeLog>,
         entries: &[(LogId, PayloadDigest)],
     ) -> Result<(), LogMatchingViolation> {
+        let empty = NodeLog::default();
+        let log = logs.get(&node).unwrap_or(&empty);
         let mut previous =
             entries.first().and_then(|(id, _)| id.index.checked_sub(1)).and_then(|i| log.get(i)).copied();
         for &(log_id, digest) in entries {
@@ -101,16 +106,22 @@ impl LogMatching {
                     });
                 }
             }
-            let (first_digest, first_node) = *self.written.entry((term, index)).or_insert((digest, node));
-            if first_digest != digest {
-                return Err(LogMatchingViolation::SameLogIdDifferentCommand {
-                    term,
-                    index,
-                    first_node,
-                    first_digest,
-                    second_node: node,
-                    second_digest: digest,
-                });
+            for (&other, other_log) in logs {
+                if other == node || other_log.lost_power {
+                    continue;
+                }
+                if let Some(&(held, held_digest)) = other_log.get(index) {
+                    if held == log_id && held_digest != digest {
+                        return Err(LogMatchingViolation::SameLogIdDifferentCommand {
+                            term,
+                            index,
+                            first_node: other,
+                            first_digest: held_digest,
+                            second_node: node,
+                            second_digest: digest,
+                        });
+                    }
+                }
             }
             previous = Some((log_id, digest));
         }
@@ -182,22 +193,34 @@ mod tests {
     fn agreeing_logs_pass() {
         let mut lm = LogMatching::default();
         let entries = [(id(1, 0), 10), (id(1, 1), 11), (id(2, 2), 12)];
+        let mut logs = BTreeMap::new();
         for node in 1..=3 {
-            lm.on_append(node, &NodeLog::default(), &entries).unwrap();
+            lm.on_append(node, &logs, &entries).unwrap();
+            logs.insert(node, log_of(&entries));
             let mut log = log_of(&entries);
             lm.on_commit(node, &mut log, Some(id(2, 2))).unwrap();
         }
         assert_eq!(lm.committed.len(), 3);
     }
 
-    /// Negative control: one (term, index), two commands.
+    /// Negative control: one (term, index), two commands, on two nodes.
     #[test]
     fn one_log_id_with_two_commands_is_caught() {
-        let mut lm = LogMatching::default();
-        lm.on_append(1, &NodeLog::default(), &[(id(1, 1), 10)]).unwrap();
-        let err = lm.on_append(2, &NodeLog::default(), &[(id(1, 1), 99)]).unwrap_err();
-        assert!(matches!(err, LogMatchingViolation::SameLogIdDifferentCommand { index: 1, second_node: 2, .. }));
+        let lm = LogMatching::default();
+        let mut logs = BTreeMap::new();
+        logs.insert(1, log_of(&[(id(1, 1), 10)]));
+        let err = lm.on_append(2, &logs, &[(id(1, 1), 99)]).unwrap_err();
+        assert!(matches!(
+            err,
+            LogMatchingViolation::SameLogIdDifferentCommand { index: 1, first_node: 1, second_node: 2, .. }
+        ));
         assert!(err.to_string().starts_with("log matching violated"));
+        // A log id that only a node which lost power held (it has not restarted) is not compared.
+        logs.get_mut(&1).unwrap().lost_power = true;
+        assert_eq!(lm.on_append(2, &logs, &[(id(1, 1), 99)]), Ok(()));
+        // Nor is a node's own lost entry: re-using a log id nobody holds is no violation.
+        let own: BTreeMap<_, _> = [(2, log_of(&[(id(1, 1), 10)]))].into();
+        assert_eq!(lm.on_append(2, &own, &[(id(1, 1), 99)]), Ok(()));
     }
 
     /// Negative control: two nodes commit different entries at one index.
@@ -223,7 +246,8 @@ mod tests {
         let err = lm.on_commit(1, &mut a, Some(id(2, 1))).unwrap_err();
         assert!(matches!(err, LogMatchingViolation::CommittedIdNotInLog { node: 1, .. }));
 
-        let err = lm.on_append(1, &log_of(&[(id(3, 1), 10)]), &[(id(2, 2), 20)]).unwrap_err();
+        let logs: BTreeMap<_, _> = [(1, log_of(&[(id(3, 1), 10)]))].into();
+        let err = lm.on_append(1, &logs, &[(id(2, 2), 20)]).unwrap_err();
         assert!(matches!(
             err,
             LogMatchingViolation::TermWentBackInLog { index: 2, earlier_term: 3, later_term: 2, .. }

@@ -92,18 +92,26 @@ async fn ack_before_flush_loses_acknowledged_entries_on_power_loss() {
     assert!(log.try_get_log_entries(..).await.expect("entries").is_empty());
 }
 
-/// The planted bug `ForgetVoteOnRestart`: the vote is gone after a mere process crash.
+/// The planted bug `ForgetVoteOnRestart`: after a mere process crash the node is back at the
+/// vote of its previous term.
 #[tokio::test]
-async fn forget_vote_on_restart_loses_the_vote() {
+async fn forget_vote_on_restart_brings_back_the_previous_terms_vote() {
     let disk = SimDisk::new().expect("disk");
     let bug = Some(PlantedBug::ForgetVoteOnRestart);
     {
         let (mut log, _sm) = open_sim(&disk, 1, None, bug).expect("open");
+        log.save_vote(&Vote::new(2, 1)).await.expect("vote");
         log.save_vote(&Vote::new(3, 2)).await.expect("vote");
-        assert_eq!(log.read_vote().await.expect("vote"), Some(Vote::new(3, 2)));
+        let mut committed = Vote::new(3, 2);
+        committed.commit();
+        log.save_vote(&committed).await.expect("vote");
+        assert_eq!(log.read_vote().await.expect("vote"), Some(committed));
     }
     let (mut log, _sm) = open_sim(&disk, 1, None, bug).expect("reopen");
-    assert_eq!(log.read_vote().await.expect("vote"), None);
+    assert_eq!(log.read_vote().await.expect("vote"), Some(Vote::new(2, 1)));
+    drop(log);
+    let (mut log, _sm) = open_sim(&disk, 1, None, bug).expect("reopen");
+    assert_eq!(log.read_vote().await.expect("vote"), None, "then to no vote at all");
 }
 
 #[tokio::test]
