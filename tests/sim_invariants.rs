@@ -37,6 +37,8 @@ struct Ran {
     checked: u64,
     /// Trace lines of the faults.
     faults: Vec<String>,
+    /// The whole trace's digest.
+    digest: u64,
 }
 
 fn finish(c: &mut SimCluster<'static>, w: &Workload) -> Result<Ran, String> {
@@ -44,7 +46,7 @@ fn finish(c: &mut SimCluster<'static>, w: &Workload) -> Result<Ran, String> {
     c.run()?;
     let checked = c.shared.invariants.lock().map_err(|e| e.to_string())?.checked();
     let faults = c.shared.trace.lines().into_iter().filter(|l| l.contains("nemesis:")).collect();
-    Ok(Ran { acked: w.acked(), checked, faults })
+    Ok(Ran { acked: w.acked(), checked, faults, digest: c.shared.trace.digest() })
 }
 
 /// What the workload shares with the test driver.
@@ -260,4 +262,22 @@ fn a_leader_losing_power_between_a_write_and_its_flush_loses_no_acknowledged_wri
         });
         println!("seed {seed}: acked {}, checked {}, faults {:?}", ran.acked, ran.checked, ran.faults);
     }
+}
+
+/// Known problem, pinned (ignored until fixed): a simulation with crashes replays bit for bit
+/// only after the same simulations ran before it in the process. Measured at 88cdfa2 with
+/// `restarts_during_elections(1, None)`: the first run of a process always gives one digest; a
+/// second run of the same seed in the same process gives another, and the same other one
+/// whether seed 1 or seed 2 ran first, but a third one after `power_loss_of_a_majority(1)`.
+/// Shifting tokio's task ids (1,000 spawned tasks on a runtime dropped before the run) changes
+/// nothing. The no-crash scenario of tests/determinism.rs replays fine. So a seed that failed
+/// as the Nth simulation of a loop (or of a `--jobs` worker) may not fail when replayed alone
+/// with `QUORUMLAB_SEED`; every negative control here was checked to catch its bug when its
+/// seed is replayed alone.
+#[test]
+#[ignore = "known: process-global state leaks between simulations with crashes"]
+fn a_simulation_with_crashes_replays_identically_after_another_in_the_same_process() {
+    let first = restarts_during_elections(1, None).expect("first run");
+    let second = restarts_during_elections(1, None).expect("second run");
+    assert_eq!(first.digest, second.digest, "same seed, same process, different trace");
 }
