@@ -32,7 +32,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("suite_run");
     group.sample_size(10).measurement_time(Duration::from_secs(20));
     for (topology, fault) in
-        [("etcd-2-2-1", "cut:dc1-dc2"), ("etcd-2-2-1", "crash:leader"), ("etcd-3", "isolate:leader")]
+        [("etcd-2-2-1", "cut:dc1:dc2"), ("etcd-2-2-1", "crash:leader"), ("etcd-3", "isolate:leader")]
     {
         let name = format!("{topology} {fault}");
         let mut seed = 0;

@@ -94,7 +94,7 @@ fn two_two_one_cut_dc1_dc2_strands_dc2_and_the_heal_forces_one_election() {
     quorumlab::sim::trace::init_tracing();
     let t = shipped::load("etcd-2-2-1").expect("shipped");
     for seed in seeds() {
-        let fault = Fault::parse("cut:dc1-dc2", &t).expect("a fault");
+        let fault = Fault::parse("cut:dc1:dc2", &t).expect("a fault");
         let record = run(&RunConfig::new(&t, Schedule::single(fault, Duration::ZERO, suite::FAULT_DURATION), seed));
         let replay = format!("replay: {}", record.replay);
         assert!(record.passed(), "{:#?}\n{replay}", record.failures());
@@ -132,7 +132,7 @@ fn two_two_one_cut_dc1_dc2_strands_dc2_and_the_heal_forces_one_election() {
 fn negative_control_the_wrong_election_rules_are_caught_by_the_availability_check() {
     quorumlab::sim::trace::init_tracing();
     let t = shipped::load("etcd-2-2-1").expect("shipped");
-    let fault = Fault::parse("cut:dc1-dc2", &t).expect("a fault");
+    let fault = Fault::parse("cut:dc1:dc2", &t).expect("a fault");
     let mut config = RunConfig::new(&t, Schedule::single(fault, Duration::ZERO, suite::FAULT_DURATION), 1);
     config.variant = RaftVariant::Plain;
     let record = run(&config);

@@ -49,7 +49,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }
     };
-    crate::sim::trace::init_cli_tracing();
+    match cli.command {
+        Command::Suite(_) => crate::sim::trace::init_suite_tracing(),
+        _ => crate::sim::trace::init_cli_tracing(),
+    }
     let code = match cli.command {
         Command::Check(args) => pure(|out, err| quorumlab_check::cli::run(args, out, err)),
         Command::Quorum(args) => pure(|out, err| quorumlab_quorum::cli::run(args, out, err)),

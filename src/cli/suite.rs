@@ -16,10 +16,10 @@ use crate::suite;
 pub struct SuiteArgs {
     /// Topology files or shipped names (default: every shipped topology).
     topologies: Vec<String>,
-    /// Only these faults (comma-separated), e.g. cut:dc1-dc2,isolate:leader,power-loss:leader.
+    /// Only these faults (comma-separated), e.g. cut:dc1:dc2,isolate:leader,power-loss:leader.
     #[arg(long, value_delimiter = ',')]
     faults: Vec<String>,
-    /// One schedule instead of the single faults: FAULT@START+DURATION;… e.g. 'cut:dc1-dc2@0ms+10s'.
+    /// One schedule instead of the single faults: FAULT@START+DURATION;… e.g. 'cut:dc1:dc2@0ms+10s'.
     #[arg(long, conflicts_with = "faults")]
     schedule: Option<String>,
     /// Seeds 1..=N for every case.

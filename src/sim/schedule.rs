@@ -94,7 +94,8 @@ impl Fault {
         }
     }
 
-    /// The fault as `quorumlab suite --faults` spells it; [`Fault::parse`] reads it back.
+    /// The fault as `quorumlab suite --faults` spells it; [`Fault::parse`] reads it back. Network shapes use the
+    /// same spelling as `quorumlab quorum explain --fault` (`cut:dc1:dc2`).
     pub fn spec(&self, topology: &Topology) -> String {
         let target = |t: &Target| match t {
             Target::Node(id) => topology.host(*id).map_or_else(|| id.to_string(), str::to_string),
@@ -108,9 +109,9 @@ impl Fault {
                 FaultShape::CrashNode { node } => format!("crash:{}", host(node)),
                 FaultShape::IsolateDc { dc } => format!("isolate:{dc}"),
                 FaultShape::LoseDc { dc } => format!("lose:{dc}"),
-                FaultShape::CutDcLink { a, b } => format!("cut:{a}-{b}"),
-                FaultShape::OneWay { from, to } => format!("drop:{}->{}", host(from), host(to)),
-                FaultShape::OneWayDc { from, to } => format!("drop:{from}->{to}"),
+                FaultShape::CutDcLink { a, b } => format!("cut:{a}:{b}"),
+                FaultShape::OneWay { from, to } => format!("drop:{}:{}", host(from), host(to)),
+                FaultShape::OneWayDc { from, to } => format!("drop:{from}:{to}"),
                 FaultShape::MajoritiesRing => "ring".to_string(),
                 FaultShape::Bridge => "bridge".to_string(),
                 FaultShape::SplitGroups { groups } => {
@@ -129,19 +130,16 @@ impl Fault {
             Fault::Crash { target: t } => format!("crash:{}", target(t)),
             Fault::PowerLoss { target: t } => format!("power-loss:{}", target(t)),
             Fault::Pause { target: t } => format!("pause:{}", target(t)),
-            Fault::LatencySpike { a, b, extra_ms } => format!("latency:{a}-{b}:{extra_ms}"),
-            Fault::Loss { a, b, percent } => format!("loss:{a}-{b}:{percent}"),
+            Fault::LatencySpike { a, b, extra_ms } => format!("latency:{a}:{b}:{extra_ms}"),
+            Fault::Loss { a, b, percent } => format!("loss:{a}:{b}:{percent}"),
         }
     }
 
-    /// Reads a fault spec (see [`SPEC_HELP`]) against a topology; the error says what is allowed.
+    /// Reads a fault spec (see [`SPEC_HELP`]) against a topology; the error says what is allowed. Network shapes
+    /// are read by the quorum crate's own parser, so the oracle and the suite share one vocabulary.
     pub fn parse(spec: &str, topology: &Topology) -> Result<Fault, String> {
         let bad = |why: String| format!("fault {spec:?}: {why}; {SPEC_HELP}");
-        let (kind, arg) = spec.split_once(':').unwrap_or((spec, ""));
-        let dc = |name: &str| match topology.datacenter(name) {
-            Some(dc) => Ok(dc.name.clone()),
-            None => Err(bad(format!("no datacenter {name:?} in {}", topology.name()))),
-        };
+        let parts: Vec<&str> = spec.split(':').collect();
         let target = |name: &str| match name {
             "leader" => Ok(Target::Leader),
             "follower" => Ok(Target::Follower),
@@ -150,57 +148,39 @@ impl Fault {
                 None => Err(bad(format!("no node {host:?} in {}", topology.name()))),
             },
         };
-        let node = |name: &str| match target(name)? {
-            Target::Node(id) => Ok(id),
-            _ => Err(bad(format!("{name:?} must name a node here"))),
-        };
-        let pair = |arg: &str| -> Result<(String, String), String> {
-            let (a, b) = arg.split_once('-').ok_or_else(|| bad("expected two datacenters as A-B".into()))?;
+        let link = |a: &str, b: &str| -> Result<(String, String), String> {
+            let dc = |name: &str| match topology.datacenter(name) {
+                Some(dc) => Ok(dc.name.clone()),
+                None => Err(bad(format!("no datacenter {name:?} in {}", topology.name()))),
+            };
+            if a == b {
+                return Err(bad("a link joins two different datacenters".into()));
+            }
             Ok((dc(a)?, dc(b)?))
         };
-        let shape = |shape: FaultShape| -> Result<Fault, String> {
-            shape.apply(topology).map_err(|e| bad(e.to_string()))?;
-            Ok(Fault::Shape { shape })
-        };
-        match kind {
-            "isolate" if arg == "leader" => Ok(Fault::IsolateLeader),
-            "isolate" if arg == "leader-dc" => Ok(Fault::IsolateLeaderDc),
-            "isolate" if topology.datacenter(arg).is_some() => shape(FaultShape::IsolateDc { dc: arg.to_string() }),
-            "isolate" => shape(FaultShape::IsolateNode { node: node(arg)? }),
-            "lose" => shape(FaultShape::LoseDc { dc: dc(arg)? }),
-            "cut" => {
-                let (a, b) = pair(arg)?;
-                shape(FaultShape::CutDcLink { a, b })
+        let amount = |text: &str| text.parse::<u64>().map_err(|_| bad(format!("{text:?} is not a whole number")));
+        match parts.as_slice() {
+            ["isolate", "leader"] => Ok(Fault::IsolateLeader),
+            ["isolate", "leader-dc"] => Ok(Fault::IsolateLeaderDc),
+            ["ring"] => Ok(Fault::Shape { shape: FaultShape::MajoritiesRing }),
+            ["bridge"] => Ok(Fault::Shape { shape: FaultShape::Bridge }),
+            ["crash", t] => Ok(Fault::Crash { target: target(t)? }),
+            ["power-loss", t] => Ok(Fault::PowerLoss { target: target(t)? }),
+            ["pause", t] => Ok(Fault::Pause { target: target(t)? }),
+            ["latency", a, b, ms] => {
+                let (a, b) = link(a, b)?;
+                Ok(Fault::LatencySpike { a, b, extra_ms: amount(ms)? })
             }
-            "drop" => {
-                let (from, to) = arg.split_once("->").ok_or_else(|| bad("expected FROM->TO".into()))?;
-                if topology.datacenter(from).is_some() {
-                    shape(FaultShape::OneWayDc { from: dc(from)?, to: dc(to)? })
-                } else {
-                    shape(FaultShape::OneWay { from: node(from)?, to: node(to)? })
+            ["loss", a, b, percent] => {
+                let (a, b) = link(a, b)?;
+                match amount(percent)? {
+                    p @ 1..=100 => Ok(Fault::Loss { a, b, percent: p as u8 }),
+                    _ => Err(bad("loss is a percentage from 1 to 100".into())),
                 }
             }
-            "ring" => shape(FaultShape::MajoritiesRing),
-            "bridge" => shape(FaultShape::Bridge),
-            "crash" => Ok(Fault::Crash { target: target(arg)? }),
-            "power-loss" => Ok(Fault::PowerLoss { target: target(arg)? }),
-            "pause" => Ok(Fault::Pause { target: target(arg)? }),
-            "latency" | "loss" => {
-                let (link, amount) = arg.rsplit_once(':').ok_or_else(|| bad("expected A-B:AMOUNT".into()))?;
-                let (a, b) = pair(link)?;
-                if a == b {
-                    return Err(bad("a link joins two different datacenters".into()));
-                }
-                let amount: u64 = amount.parse().map_err(|_| bad(format!("{amount:?} is not a whole number")))?;
-                if kind == "latency" {
-                    Ok(Fault::LatencySpike { a, b, extra_ms: amount })
-                } else if (1..=100).contains(&amount) {
-                    Ok(Fault::Loss { a, b, percent: amount as u8 })
-                } else {
-                    Err(bad("loss is a percentage from 1 to 100".into()))
-                }
-            }
-            _ => Err(bad(format!("unknown fault {kind:?}"))),
+            _ => quorumlab_quorum::fault_report::parse_fault(topology, spec)
+                .map(|shape| Fault::Shape { shape })
+                .map_err(|e| bad(e.trim_start_matches("--fault ").to_string())),
         }
     }
 }
@@ -220,9 +200,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// What [`Fault::parse`] accepts.
-pub const SPEC_HELP: &str = "faults are isolate:DC|NODE|leader|leader-dc, lose:DC, cut:DC-DC, drop:DC->DC, \
-drop:NODE->NODE, ring, bridge, crash:NODE|leader|follower, power-loss:NODE|leader|follower, \
-pause:NODE|leader|follower, latency:DC-DC:MS, loss:DC-DC:PERCENT";
+pub const SPEC_HELP: &str = "faults are isolate:DC|HOST|leader|leader-dc, lose:DC, cut:DC:DC, drop:DC:DC, \
+drop:HOST:HOST, ring, bridge, crash:HOST|leader|follower, power-loss:HOST|leader|follower, \
+pause:HOST|leader|follower, latency:DC:DC:MS, loss:DC:DC:PERCENT";
 
 /// The node a target names, given the leader when the fault starts.
 pub fn resolve(topology: &Topology, target: &Target, leader: Option<NodeId>) -> Option<NodeId> {
@@ -270,7 +250,7 @@ impl Schedule {
         self.steps.iter().map(Step::end).max().unwrap_or_default()
     }
 
-    /// The schedule as `quorumlab suite --schedule` reads it: `cut:dc1-dc2@0ms+12000ms;crash:leader@3000ms+1000ms`.
+    /// The schedule as `quorumlab suite --schedule` reads it: `cut:dc1:dc2@0ms+12000ms;crash:leader@3000ms+1000ms`.
     pub fn spec(&self, topology: &Topology) -> String {
         let steps: Vec<String> = self
             .steps
@@ -287,7 +267,7 @@ impl Schedule {
             let (fault, start, duration) = match part.rsplit_once('@') {
                 Some((fault, when)) => {
                     let (start, duration) = when.split_once('+').ok_or_else(|| {
-                        format!("schedule step {part:?}: expected FAULT@START+DURATION, e.g. cut:dc1-dc2@0ms+12s")
+                        format!("schedule step {part:?}: expected FAULT@START+DURATION, e.g. cut:dc1:dc2@0ms+12s")
                     })?;
                     (fault, parse_duration(start)?, parse_duration(duration)?)
                 }
@@ -396,20 +376,21 @@ mod tests {
             ],
         };
         assert_eq!(Schedule::parse(&schedule.spec(&t), &t, Duration::ZERO), Ok(schedule));
-        let default = Schedule::parse("cut:dc1-dc2", &t, Duration::from_secs(9)).expect("parses");
+        let default = Schedule::parse("cut:dc1:dc2", &t, Duration::from_secs(9)).expect("parses");
         assert_eq!(default.end(), Duration::from_secs(9));
-        assert!(Schedule::parse("cut:dc1-dc2@1s", &t, Duration::ZERO).unwrap_err().contains("FAULT@START+DURATION"));
-        assert!(Schedule::parse("cut:dc1-dc2@xs+1s", &t, Duration::ZERO).unwrap_err().contains("not a duration"));
+        assert!(Schedule::parse("cut:dc1:dc2@1s", &t, Duration::ZERO).unwrap_err().contains("FAULT@START+DURATION"));
+        assert!(Schedule::parse("cut:dc1:dc2@xs+1s", &t, Duration::ZERO).unwrap_err().contains("not a duration"));
     }
 
     #[test]
     fn a_bad_fault_spec_says_what_is_allowed() {
         let t = quorumlab_quorum::shipped::load("etcd-2-2-1").expect("shipped");
-        let err = Fault::parse("cut:dc1-dc9", &t).unwrap_err();
-        assert!(err.contains("no datacenter \"dc9\"") && err.contains("faults are"), "{err}");
-        assert!(Fault::parse("loss:dc1-dc2:0", &t).unwrap_err().contains("percentage"));
-        assert!(Fault::parse("explode", &t).unwrap_err().contains("unknown fault"));
-        assert!(Fault::parse("cut:dc1-dc1", &t).is_err());
+        let err = Fault::parse("cut:dc1:dc9", &t).unwrap_err();
+        assert!(err.contains("no such datacenter") && err.contains("faults are"), "{err}");
+        assert!(Fault::parse("loss:dc1:dc2:0", &t).unwrap_err().contains("percentage"));
+        assert!(Fault::parse("latency:dc1:dc9:50", &t).unwrap_err().contains("no datacenter \"dc9\""));
+        assert!(Fault::parse("explode", &t).unwrap_err().contains("expected lose:DC"));
+        assert!(Fault::parse("cut:dc1:dc1", &t).is_err());
     }
 
     #[test]

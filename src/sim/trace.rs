@@ -70,10 +70,15 @@ impl tracing_subscriber::fmt::time::FormatTime for SimOrWallTime {
 }
 
 fn filter() -> tracing_subscriber::EnvFilter {
+    filter_or("warn,openraft=error")
+}
+
+/// `RUST_LOG` if set, otherwise `default`.
+fn filter_or(default: &str) -> tracing_subscriber::EnvFilter {
     // Without RUST_LOG, openraft logs only errors: at `warn` it reports benign races of every
     // election (a vote reply that arrives after the vote moved on), which would bury real news.
     tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,openraft=error"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
 }
 
 /// For tests: a `RUST_LOG`-controlled subscriber that stamps simulated time and writes through
@@ -84,8 +89,18 @@ pub fn init_tracing() {
 
 /// For the command line: the same, on standard error, so logs never mix with a command's output.
 pub fn init_cli_tracing() {
+    init_cli_tracing_or(filter());
+}
+
+/// For `quorumlab suite`: without `RUST_LOG`, only quorumlab's own errors. The suite cuts links on purpose, and
+/// openraft reports every RPC a cut link drops as an error; the run records say what happened instead.
+pub fn init_suite_tracing() {
+    init_cli_tracing_or(filter_or("error,openraft=off"));
+}
+
+fn init_cli_tracing_or(filter: tracing_subscriber::EnvFilter) {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter())
+        .with_env_filter(filter)
         .with_timer(SimOrWallTime)
         .with_writer(std::io::stderr)
         .try_init();
