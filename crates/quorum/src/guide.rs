@@ -90,8 +90,12 @@ pub fn quorum_math_guide() -> String {
             write. With the leader in dc1 when the link is cut, quorumlab's node says otherwise. A measurement \
             reported in issue 14 (5 voters n1,n2 | n3,n4 | n5, leader n1, the dc1–dc2 links and each side's \
             client host cut for 10 s, 8 seeds): the term never moved from 1, dc1's client had about 1,040 writes \
-            acknowledged, dc2's client none. The partition suite pins the simulated run and draws its per-node \
-            term picture from its run records; the story below is the oracle's, per election rule:\n\n";
+            acknowledged, dc2's client none. The partition suite pins the same run on `topologies/etcd-2-2-1.toml` \
+            (`tests/partition_suite.rs`, `two_two_one_cut_dc1_dc2_strands_dc2_and_the_heal_forces_one_election`): \
+            the leader's term does not move during the cut, dc2's voters climb to ever higher terms, and the heal \
+            forces one election above them; `quorumlab suite etcd-2-2-1 --faults cut:dc1:dc2` shows it run by \
+            run. Only the lease rule is simulated: it is what quorumlab's node (openraft 0.9) does; plain Raft \
+            and PreVote are the oracle's alone. The story below is the oracle's, per election rule:\n\n";
     doc += &shown("explain etcd-2-2-1 --fault cut:dc1:dc2 --leader dc1-n1");
     doc += "\nWhy the rules differ. dc2's voters stop hearing the leader and time out. In plain Raft they \
             campaign with a higher term; dc3-n1 adopts it and the dc1 leader learns it from dc3-n1's next reply \
