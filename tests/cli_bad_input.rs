@@ -80,3 +80,29 @@ fn bad_arguments_say_what_is_allowed() {
     assert_eq!(o.status.code(), Some(2));
     assert_no_panic(&o);
 }
+
+#[test]
+fn suite_refuses_a_bad_fault_topology_shard_or_schedule_and_says_what_is_allowed() {
+    for (args, says) in [
+        (vec!["suite", "etcd-2-2-1", "--faults", "cut:dc1:dc9"], "faults are"),
+        (vec!["suite", "etcd-2-2-1", "--faults", "loss:dc1:dc2:0"], "percentage"),
+        (vec!["suite", "no-such-topology"], "not a shipped topology"),
+        (vec!["suite", "--shard", "3/2"], "1 ≤ K ≤ N"),
+        (vec!["suite", "etcd-3", "--schedule", "isolate:leader@1s"], "FAULT@START+DURATION"),
+        (vec!["suite", "etcd-3", "--seeds", "0"], "at least 1"),
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?} should say {says:?}: {}", stderr(&o));
+        assert_no_panic(&o);
+    }
+}
+
+#[test]
+fn suite_replays_one_run_from_its_command_and_exits_zero_when_it_passes() {
+    let o = run(&["suite", "etcd-3", "--schedule", "isolate:leader@0ms+8s", "--seed", "3", "--jobs", "1"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    assert!(out.contains("ok   etcd-3: isolate the leader @0.0s for 8.0s [seed 3]"), "{out}");
+    assert!(out.contains("1 runs, 1 passed, 0 failed"), "{out}");
+}
