@@ -75,6 +75,8 @@ pub struct NodeLog {
     pub purged: Option<LogId>,
     pub committed: Option<LogId>,
     pub applied: Option<LogId>,
+    /// The vote at the last flush: a power loss cannot take the node's vote below it.
+    pub durable_vote: Option<(u64, NodeId, bool)>,
     /// `committed` and `applied` at the last flush: a power loss cannot take the node below.
     pub durable_committed: Option<LogId>,
     pub durable_applied: Option<LogId>,
@@ -148,6 +150,7 @@ impl NodeLog {
         let first_index = log.first().map_or(purged.map_or(0, |p| p.index + 1), |(id, _)| id.index);
         NodeLog {
             vote,
+            durable_vote: vote,
             entries: log.iter().copied().collect(),
             first_index,
             purged,

@@ -131,15 +131,21 @@ impl Invariants {
             StoreChange::Opened { vote, committed, last_purged, applied, log: entries } => {
                 self.state_machine.on_reopened(node, log, committed, applied)?;
                 let vote = vote.map(|v| (v.leader_id.term, v.leader_id.node_id, v.committed));
+                if !log.wiped {
+                    // What a restart must keep: every saved vote after a crash, the flushed one after a power loss.
+                    let floor = if log.lost_power { log.durable_vote } else { log.vote };
+                    election_safety::check_vote_kept(node, floor, vote)?;
+                }
                 *log = NodeLog::opened(vote, committed, last_purged, applied, &entries, log.commit_checked);
                 // While it was down after a power loss nobody was compared with it: what it
                 // came back with must agree with what the others hold now.
                 self.log_matching.on_append(node, &self.nodes, &entries)?;
             }
             StoreChange::VoteSaved { term, voted_for, committed } => {
+                election_safety::check_vote_moves_forward(node, log.vote, (term, voted_for, committed))?;
                 log.vote = Some((term, voted_for, committed));
                 if committed {
-                    self.leaders.observe_and_check(term, voted_for)?;
+                    self.leaders.observe(term, voted_for);
                     if voted_for == node {
                         leader_completeness::check_new_leader(node, term, log, &self.log_matching.committed)?;
                     }
@@ -175,6 +181,7 @@ impl Invariants {
                 }
             }
             StoreChange::Flushed => {
+                log.durable_vote = log.vote;
                 log.durable_committed = log.committed;
                 log.durable_applied = log.applied;
             }
@@ -224,8 +231,24 @@ mod tests {
             Observed::Acknowledged { revision: 1, client_id: 7, seq: 1 },
             ev(1, StoreChange::Flushed),
             Observed::PowerLoss { node: 1 },
-            opened(1, Some(id(1, 1)), Some(id(1, 1)), &[(id(1, 0), 0), (id(1, 1), 11)]),
+            reopened(1, Some(id(1, 1)), Some(id(1, 1)), &[(id(1, 0), 0), (id(1, 1), 11)]),
         ]
+    }
+
+    /// Node 1 reopening with the vote it flushed in [`healthy`].
+    fn reopened(node: NodeId, committed: Option<LogId>, applied: Option<LogId>, log: &[(LogId, u64)]) -> Observed {
+        let vote = Some(crate::types::Vote::new_committed(1, 1));
+        ev(node, StoreChange::Opened { vote, committed, last_purged: None, applied, log: log.to_vec() })
+    }
+
+    /// Negative control: a node that restarts without the vote it flushed.
+    #[test]
+    fn reopening_without_the_flushed_vote_is_caught() {
+        let mut events = healthy();
+        events.pop();
+        events.push(opened(1, Some(id(1, 1)), Some(id(1, 1)), &[(id(1, 0), 0), (id(1, 1), 11)]));
+        let err = run(events).unwrap_err();
+        assert!(matches!(err, Violation::ElectionSafety(_)) && err.to_string().contains("forgot its vote"), "{err}");
     }
 
     #[test]
@@ -241,7 +264,7 @@ mod tests {
     fn reopening_below_the_last_flush_is_caught() {
         let mut events = healthy();
         events.pop();
-        events.push(opened(1, Some(id(1, 1)), Some(id(1, 0)), &[(id(1, 0), 0), (id(1, 1), 11)]));
+        events.push(reopened(1, Some(id(1, 1)), Some(id(1, 0)), &[(id(1, 0), 0), (id(1, 1), 11)]));
         let err = run(events).unwrap_err();
         assert!(matches!(err, Violation::StateMachineSafety(_)), "{err}");
         assert!(err.to_string().contains("before losing power"), "{err}");
@@ -295,8 +318,8 @@ mod tests {
 
         let queue = EventQueue::default();
         let mut inv = Invariants::default();
+        queue.push(ev(1, StoreChange::VoteSaved { term: 3, voted_for: 2, committed: true }));
         queue.push(ev(1, StoreChange::VoteSaved { term: 3, voted_for: 1, committed: true }));
-        queue.push(ev(2, StoreChange::VoteSaved { term: 3, voted_for: 2, committed: true }));
         let first = inv.check(&queue).unwrap_err();
         assert!(matches!(first, Violation::ElectionSafety(_)));
         assert_eq!(inv.check(&queue), Err(first.clone()));
