@@ -61,6 +61,34 @@ pub fn seed_thread_rng(seed: u64) {
     RNGS.with(|r| *r.borrow_mut() = Some(STREAMS.map(|s| stream(seed, s))));
 }
 
+/// How many lists tokio's current-thread scheduler spreads its tasks over: task id modulo this.
+const TOKIO_TASK_SHARDS: u64 = 4;
+
+/// Moves tokio's process-global task-id counter to the same residue modulo
+/// [`TOKIO_TASK_SHARDS`] that a fresh process starts with (the next id is 1 modulo 4). A
+/// simulation calls this once, before building any host.
+///
+/// Why: a current-thread runtime files each task in one of four lists by `task id % 4`, and
+/// dropping the runtime (turmoil's crash of a host) drops the tasks list by list. Dropping a
+/// host's tasks drops its turmoil TCP streams, and each drop sends a FIN or RST that draws its
+/// latency from the simulation's RNG. Task ids come from one counter for the whole process,
+/// so without this the order of those sends, and so every random draw after the first crash,
+/// depended on how many tasks earlier simulations of the process had spawned: a seed replayed
+/// bit for bit only as the first simulation of a process. After this, what the simulation
+/// does depends only on its seed, as long as no other thread spawns tokio tasks while it runs
+/// (simulations running side by side on several threads still share the counter).
+pub(crate) fn align_tokio_task_ids() {
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("a throwaway tokio runtime");
+    // At most TOKIO_TASK_SHARDS spawns; the tasks never run and drop with the runtime. Ids
+    // start at 1, so after a multiple of 4 the next id is 1 modulo 4, as in a fresh process.
+    for _ in 0..TOKIO_TASK_SHARDS {
+        let id: u64 = rt.spawn(async {}).id().to_string().parse().expect("tokio task ids are numbers");
+        if id.is_multiple_of(TOKIO_TASK_SHARDS) {
+            return;
+        }
+    }
+}
+
 /// Runs `f` with this thread's RNG for `which`, seeding every stream from the OS if no
 /// simulation seeded them.
 #[allow(clippy::disallowed_methods, reason = "outside a simulation, OS entropy is the right seed")]

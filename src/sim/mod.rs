@@ -257,6 +257,7 @@ pub struct SimCluster<'a> {
 impl<'a> SimCluster<'a> {
     pub fn new(options: SimOptions) -> Self {
         runtime::seed_thread_rng(options.seed);
+        runtime::align_tokio_task_ids();
         // Hosts the topology does not place (a test's own client hosts) get the local link's latency.
         let local = options.topology.local_link();
         let sim = turmoil::Builder::new()
