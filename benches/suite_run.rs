@@ -36,14 +36,21 @@ fn bench(c: &mut Criterion) {
     {
         let name = format!("{topology} {fault}");
         let mut seed = 0;
+        let mut failed = Vec::new();
         group.bench_function(&name, |b| {
             b.iter(|| {
                 seed += 1;
                 let r = run(&config(topology, fault, seed));
-                assert!(r.passed(), "{:?}", r.failures());
+                if !r.passed() {
+                    failed.push(format!("{}\n    {}", r.replay, r.failures().join("\n    ")));
+                }
                 r
             })
         });
+        // The bench sweeps far more seeds than `cargo test`; a failing one is news, printed, not hidden.
+        for f in &failed {
+            println!("FAILED during the bench: {f}");
+        }
         // One more run, timed by hand, with its checker share.
         let started = Instant::now();
         let r = run(&config(topology, fault, 1_000));
