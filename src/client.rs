@@ -20,7 +20,7 @@ use crate::pb;
 use crate::pb::admin_service_client::AdminServiceClient;
 use crate::pb::kv_service_client::KvServiceClient;
 use crate::runtime;
-use crate::types::{Op, Response};
+use crate::types::{LeaseId, Op, Response, Txn};
 
 /// How a client talks to the cluster.
 #[derive(Clone, Debug)]
@@ -75,6 +75,48 @@ pub struct Found {
     pub value: Vec<u8>,
     /// Revision of the key's last modification.
     pub mod_revision: u64,
+    pub create_revision: u64,
+    pub version: u64,
+    /// 0 = no lease.
+    pub lease: LeaseId,
+}
+
+/// What a serializable read saw: possibly stale, from whichever member answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerializableRead {
+    pub found: Option<Found>,
+    /// The member's applied index when it answered.
+    pub revision: u64,
+    pub member: u64,
+}
+
+/// An answered KeepAlive. The holder's safe deadline is `sent_at + ttl` minus its clock-rate
+/// margin: it counts from when the answered attempt was *sent*, never from when the answer came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepAlive {
+    pub ttl: Duration,
+    /// When the attempt that got this answer left the client (tokio's clock).
+    pub sent_at: tokio::time::Instant,
+    pub read_index: u64,
+}
+
+/// A lease's remaining time, by the leader's clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeToLive {
+    pub remaining: Duration,
+    pub granted: Duration,
+    pub keys: Vec<Vec<u8>>,
+}
+
+/// Why a lease call has no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseError {
+    /// The lease is not live: never granted, revoked or expired. Certain.
+    #[error("lease {0} not found (never granted, revoked or expired)")]
+    NotFound(LeaseId),
+    /// No leader answered in time; the lease may or may not still be live.
+    #[error("{0}")]
+    NoAnswer(String),
 }
 
 /// A client session: a client id and a sequence number make every write exactly-once.
@@ -90,6 +132,9 @@ pub struct Client {
 
 enum Attempt<T> {
     Done(T),
+    /// The cluster answered that the request cannot apply (e.g. its lease is not live): certainly
+    /// not applied, whatever earlier attempts did, since every attempt carries the same seq.
+    Rejected(Status),
     /// Try elsewhere; `maybe_applied` says whether the attempt may have taken effect.
     Retry {
         reason: String,
@@ -155,6 +200,7 @@ impl Client {
         let reason = format!("{}: {}", self.target, status.message());
         match status.code() {
             Code::InvalidArgument | Code::OutOfRange => Attempt::Fatal(status.message().to_string()),
+            Code::NotFound => Attempt::Rejected(status),
             // Refused before proposing: the node is not the leader.
             Code::FailedPrecondition => {
                 self.redirect(Some(&status));
@@ -175,7 +221,8 @@ impl Client {
 
     /// Sends one request until it succeeds, fails for certain, or the overall deadline passes.
     /// Every attempt of a write carries the same `(client_id, seq)`, so retries apply at most once.
-    async fn call(&mut self, request: Call) -> Result<Reply, GaveUp> {
+    /// On success also returns when the answered attempt was sent.
+    async fn call(&mut self, request: Call) -> Result<(Reply, tokio::time::Instant), GaveUp> {
         let is_write = matches!(request, Call::Write(_));
         let deadline = tokio::time::Instant::now() + self.cfg.overall_timeout;
         let mut maybe_applied = false;
@@ -186,6 +233,7 @@ impl Client {
                 break;
             }
             let budget = (deadline - now).min(self.cfg.attempt_timeout);
+            let sent_at = now;
             let outcome = match self.kv() {
                 Err(e) => Attempt::Fatal(e),
                 Ok(mut kv) => match tokio::time::timeout(budget, request.send(&mut kv)).await {
@@ -199,8 +247,15 @@ impl Client {
                 },
             };
             match outcome {
-                Attempt::Done(r) => return Ok(r),
-                Attempt::Fatal(reason) => return Err(GaveUp { reason, maybe_applied }),
+                Attempt::Done(r) => return Ok((r, sent_at)),
+                Attempt::Rejected(status) => {
+                    return Err(GaveUp {
+                        reason: status.message().to_string(),
+                        maybe_applied: false,
+                        rejected: Some(status),
+                    })
+                }
+                Attempt::Fatal(reason) => return Err(GaveUp { reason, maybe_applied, rejected: None }),
                 Attempt::Retry { reason, maybe_applied: m } => {
                     maybe_applied |= m;
                     last = reason;
@@ -209,7 +264,7 @@ impl Client {
             self.backoff(attempt).await;
         }
         let reason = format!("gave up after {:?}; last error: {last}", self.cfg.overall_timeout);
-        Err(GaveUp { reason, maybe_applied })
+        Err(GaveUp { reason, maybe_applied, rejected: None })
     }
 
     async fn write(&mut self, op: Op) -> Result<Response, WriteError> {
@@ -218,20 +273,25 @@ impl Client {
         self.next_seq += 1;
         let cmd = convert::command_to_pb(&crate::types::Request { client_id: self.client_id, seq, op });
         match self.call(Call::Write(cmd)).await {
-            Ok(Reply::Write(r)) => Ok(r),
-            Ok(Reply::Get(_)) => unreachable!("a write is answered with a write reply"),
-            Err(GaveUp { reason, maybe_applied: true })
+            Ok((Reply::Write(r), _)) => Ok(r),
+            Ok(_) => unreachable!("a write is answered with a write reply"),
+            Err(GaveUp { reason, maybe_applied: true, .. })
                 if self.cfg.planted_bug == Some(PlantedBug::ClientReportsTimeoutAsFailed) =>
             {
                 Err(WriteError::Failed(reason))
             }
-            Err(GaveUp { reason, maybe_applied: true }) => Err(WriteError::Unknown(reason)),
-            Err(GaveUp { reason, maybe_applied: false }) => Err(WriteError::Failed(reason)),
+            Err(GaveUp { reason, maybe_applied: true, .. }) => Err(WriteError::Unknown(reason)),
+            Err(GaveUp { reason, maybe_applied: false, .. }) => Err(WriteError::Failed(reason)),
         }
     }
 
     pub async fn put(&mut self, key: &[u8], value: &[u8]) -> Result<Response, WriteError> {
-        self.write(Op::Put { key: key.to_vec(), value: value.to_vec() }).await
+        self.put_with_lease(key, value, 0).await
+    }
+
+    /// A put that attaches the key to `lease` (0 = none). A lease that is not live fails it.
+    pub async fn put_with_lease(&mut self, key: &[u8], value: &[u8], lease: LeaseId) -> Result<Response, WriteError> {
+        self.write(Op::Put { key: key.to_vec(), value: value.to_vec(), lease }).await
     }
 
     pub async fn delete(&mut self, key: &[u8]) -> Result<Response, WriteError> {
@@ -249,14 +309,76 @@ impl Client {
         self.write(Op::Cas { key: key.to_vec(), expect_value, expect_revision, new_value }).await
     }
 
+    /// A transaction; `succeeded` says which branch ran, `results` holds the branch's results.
+    pub async fn txn(&mut self, txn: Txn) -> Result<Response, WriteError> {
+        self.write(Op::Txn(txn)).await
+    }
+
+    /// Grants a lease of `ttl`; the response's `lease` is its id.
+    pub async fn lease_grant(&mut self, ttl: Duration) -> Result<Response, WriteError> {
+        self.write(Op::LeaseGrant { ttl_ms: ttl.as_millis() as u64 }).await
+    }
+
+    /// Revokes a lease, deleting its keys; `results` lists them.
+    pub async fn lease_revoke(&mut self, id: LeaseId) -> Result<Response, WriteError> {
+        self.write(Op::LeaseRevoke { id, expired: false }).await
+    }
+
+    /// Renews a lease through the leader, which confirms its leadership with a quorum first.
+    pub async fn lease_keep_alive(&mut self, id: LeaseId) -> Result<KeepAlive, LeaseError> {
+        match self.call(Call::KeepAlive(pb::LeaseKeepAliveRequest { id })).await {
+            Ok((Reply::KeepAlive(r), sent_at)) => {
+                Ok(KeepAlive { ttl: Duration::from_millis(r.ttl_ms), sent_at, read_index: r.read_index })
+            }
+            Ok(_) => unreachable!("a keep-alive is answered with a keep-alive reply"),
+            Err(GaveUp { rejected: Some(_), .. }) => Err(LeaseError::NotFound(id)),
+            Err(GaveUp { reason, .. }) => Err(LeaseError::NoAnswer(reason)),
+        }
+    }
+
+    /// What remains of a lease's TTL, by the leader's clock; with `keys`, also its keys.
+    pub async fn lease_time_to_live(&mut self, id: LeaseId, keys: bool) -> Result<TimeToLive, LeaseError> {
+        match self.call(Call::TimeToLive(pb::LeaseTimeToLiveRequest { id, keys })).await {
+            Ok((Reply::TimeToLive(r), _)) => Ok(TimeToLive {
+                remaining: Duration::from_millis(r.ttl_ms),
+                granted: Duration::from_millis(r.granted_ttl_ms),
+                keys: r.keys,
+            }),
+            Ok(_) => unreachable!("a time-to-live call is answered with its reply"),
+            Err(GaveUp { rejected: Some(_), .. }) => Err(LeaseError::NotFound(id)),
+            Err(GaveUp { reason, .. }) => Err(LeaseError::NoAnswer(reason)),
+        }
+    }
+
     /// A linearizable read, served by the leader after it confirms leadership with a quorum.
     pub async fn get(&mut self, key: &[u8]) -> Result<Option<Found>, ReadError> {
+        Ok(self.read(key, false).await?.found)
+    }
+
+    /// A serializable read: whichever member the client is talking to answers from its own
+    /// applied state, without asking the leader. Fast and available in a minority, and possibly
+    /// stale; the answer says which member gave it and at which of its revisions.
+    pub async fn get_serializable(&mut self, key: &[u8]) -> Result<SerializableRead, ReadError> {
+        self.read(key, true).await
+    }
+
+    async fn read(&mut self, key: &[u8], serializable: bool) -> Result<SerializableRead, ReadError> {
         if key.is_empty() {
             return Err(ReadError("key must not be empty".into()));
         }
-        match self.call(Call::Get(pb::GetRequest { key: key.to_vec() })).await {
-            Ok(Reply::Get(r)) => Ok(r.found.then_some(Found { value: r.value, mod_revision: r.mod_revision })),
-            Ok(Reply::Write(_)) => unreachable!("a read is answered with a read reply"),
+        match self.call(Call::Get(pb::GetRequest { key: key.to_vec(), serializable })).await {
+            Ok((Reply::Get(r), _)) => Ok(SerializableRead {
+                found: r.found.then_some(Found {
+                    value: r.value,
+                    mod_revision: r.mod_revision,
+                    create_revision: r.create_revision,
+                    version: r.version,
+                    lease: r.lease,
+                }),
+                revision: r.revision,
+                member: r.member,
+            }),
+            Ok(_) => unreachable!("a read is answered with a read reply"),
             Err(GaveUp { reason, .. }) => Err(ReadError(reason)),
         }
     }
@@ -266,17 +388,23 @@ impl Client {
 enum Call {
     Write(pb::Command),
     Get(pb::GetRequest),
+    KeepAlive(pb::LeaseKeepAliveRequest),
+    TimeToLive(pb::LeaseTimeToLiveRequest),
 }
 
 enum Reply {
     Write(Response),
     Get(pb::GetResponse),
+    KeepAlive(pb::LeaseKeepAliveResponse),
+    TimeToLive(pb::LeaseTimeToLiveResponse),
 }
 
-/// Why [`Client::call`] stopped trying; `maybe_applied` if any attempt may have taken effect.
+/// Why [`Client::call`] stopped trying; `maybe_applied` if any attempt may have taken effect;
+/// `rejected` if the cluster answered that the request cannot apply.
 struct GaveUp {
     reason: String,
     maybe_applied: bool,
+    rejected: Option<Status>,
 }
 
 impl Call {
@@ -284,6 +412,8 @@ impl Call {
         match self {
             Call::Write(cmd) => send_command(kv, cmd.clone()).await.map(Reply::Write),
             Call::Get(req) => kv.get(req.clone()).await.map(|r| Reply::Get(r.into_inner())),
+            Call::KeepAlive(req) => kv.lease_keep_alive(*req).await.map(|r| Reply::KeepAlive(r.into_inner())),
+            Call::TimeToLive(req) => kv.lease_time_to_live(*req).await.map(|r| Reply::TimeToLive(r.into_inner())),
         }
     }
 }
@@ -291,7 +421,9 @@ impl Call {
 async fn send_command(kv: &mut KvServiceClient<Channel>, cmd: pb::Command) -> Result<Response, Status> {
     let (client_id, seq) = (cmd.client_id, cmd.seq);
     let reply = match cmd.op {
-        Some(pb::command::Op::Put(p)) => kv.put(pb::PutRequest { key: p.key, value: p.value, client_id, seq }).await,
+        Some(pb::command::Op::Put(p)) => {
+            kv.put(pb::PutRequest { key: p.key, value: p.value, client_id, seq, lease: p.lease }).await
+        }
         Some(pb::command::Op::Delete(d)) => kv.delete(pb::DeleteRequest { key: d.key, client_id, seq }).await,
         Some(pb::command::Op::Cas(c)) => {
             kv.compare_and_swap(pb::CompareAndSwapRequest {
@@ -303,6 +435,40 @@ async fn send_command(kv: &mut KvServiceClient<Channel>, cmd: pb::Command) -> Re
                 seq,
             })
             .await
+        }
+        Some(pb::command::Op::Txn(t)) => {
+            let req = pb::TxnRequest { compares: t.compares, success: t.success, failure: t.failure, client_id, seq };
+            let r = kv.txn(req).await?.into_inner();
+            return Ok(Response {
+                revision: r.revision,
+                succeeded: r.succeeded,
+                results: r.results.iter().map(convert::txn_result_from_pb).collect(),
+                ..Response::default()
+            });
+        }
+        Some(pb::command::Op::LeaseGrant(g)) => {
+            let r = kv.lease_grant(pb::LeaseGrantRequest { ttl_ms: g.ttl_ms, client_id, seq }).await?.into_inner();
+            return Ok(Response {
+                revision: r.id,
+                succeeded: true,
+                lease: r.id,
+                ttl_ms: r.ttl_ms,
+                ..Response::default()
+            });
+        }
+        Some(pb::command::Op::LeaseRevoke(l)) => {
+            let r = kv.lease_revoke(pb::LeaseRevokeRequest { id: l.id, client_id, seq }).await?.into_inner();
+            let results = r
+                .deleted_keys
+                .into_iter()
+                .map(|key| crate::types::TxnOpResult::Delete {
+                    prev: Some(crate::types::KeyValue { key, ..Default::default() }),
+                })
+                .collect();
+            return Ok(Response { revision: r.revision, succeeded: true, lease: l.id, results, ..Response::default() });
+        }
+        Some(pb::command::Op::LeaseCheckpoint(_)) => {
+            return Err(Status::invalid_argument("lease checkpoints are proposed by the leader, not by clients"))
         }
         None => return Err(Status::invalid_argument("empty command")),
     }?;

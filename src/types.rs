@@ -67,12 +67,23 @@ impl fmt::Display for Request {
     }
 }
 
+/// A lease's id: the Raft log index at which its grant applied (unique, never reused). 0 = no lease.
+pub type LeaseId = u64;
+
+/// Most operations one transaction may carry in both branches together (etcd's `--max-txn-ops`).
+pub const MAX_TXN_OPS: usize = 128;
+/// Longest lease a client may ask for (a day): longer is a configuration mistake, not a lease.
+pub const MAX_LEASE_TTL_MS: u64 = 24 * 3600 * 1000;
+
 /// What a write does to the key-value state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
+    /// Set `key` to `value`, attached to `lease` (0 = none; a put without a lease detaches the key
+    /// from any lease it had). Fails with [`ApplyError::LeaseNotFound`] if the lease is not live.
     Put {
         key: Vec<u8>,
         value: Vec<u8>,
+        lease: LeaseId,
     },
     Delete {
         key: Vec<u8>,
@@ -86,44 +97,181 @@ pub enum Op {
         expect_revision: Option<u64>,
         new_value: Option<Vec<u8>>,
     },
+    /// If every compare holds, the `success` ops, else the `failure` ops: atomic, at one revision.
+    Txn(Txn),
+    /// A new lease of `ttl_ms`; its id is the index this applies at.
+    LeaseGrant {
+        ttl_ms: u64,
+    },
+    /// Ends a lease and deletes every key attached to it, at one revision. `expired` marks a revoke
+    /// the leader proposed because the lease ran out (etcd's expiry is a revoke through Raft too).
+    LeaseRevoke {
+        id: LeaseId,
+        expired: bool,
+    },
+    /// The leader records how much of a lease's TTL remained, so a later leader does not restart
+    /// it from its full TTL (etcd's lease checkpoint). `remaining_ms == 0` clears the record.
+    LeaseCheckpoint {
+        id: LeaseId,
+        remaining_ms: u64,
+    },
+}
+
+/// An etcd-style transaction.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Txn {
+    pub compares: Vec<Compare>,
+    pub success: Vec<TxnOp>,
+    pub failure: Vec<TxnOp>,
+}
+
+/// One condition of a transaction: `target(key) op operand`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compare {
+    pub key: Vec<u8>,
+    pub op: CompareOp,
+    pub target: CompareTarget,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompareOp {
+    Equal,
+    NotEqual,
+    Less,
+    Greater,
+}
+
+/// What a compare reads of its key, and the operand. An absent key has version, create and mod
+/// revision 0 and lease 0; a value compare on an absent key is false whatever the operator
+/// (etcd's rule).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompareTarget {
+    Value(Vec<u8>),
+    Version(u64),
+    CreateRevision(u64),
+    ModRevision(u64),
+    Lease(LeaseId),
+}
+
+/// One operation of a transaction branch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnOp {
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        lease: LeaseId,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
+    /// A read at the transaction's revision (after the branch's earlier ops).
+    Get {
+        key: Vec<u8>,
+    },
+}
+
+impl TxnOp {
+    pub fn key(&self) -> &[u8] {
+        match self {
+            TxnOp::Put { key, .. } | TxnOp::Delete { key } | TxnOp::Get { key } => key,
+        }
+    }
 }
 
 impl Op {
-    pub fn key(&self) -> &[u8] {
+    /// The key a single-key command writes; `None` for transactions and lease commands.
+    pub fn key(&self) -> Option<&[u8]> {
         match self {
-            Op::Put { key, .. } | Op::Delete { key } | Op::Cas { key, .. } => key,
+            Op::Put { key, .. } | Op::Delete { key } | Op::Cas { key, .. } => Some(key),
+            Op::Txn(_) | Op::LeaseGrant { .. } | Op::LeaseRevoke { .. } | Op::LeaseCheckpoint { .. } => None,
         }
     }
 
-    /// Checks the size limits a client write must respect.
+    /// Checks the limits a client command must respect. Lease TTL bounds depend on the cluster's
+    /// timing and are checked by the node before it proposes a grant.
     pub fn validate(&self) -> Result<(), String> {
-        let key = self.key();
-        if key.is_empty() {
-            return Err("key must not be empty".into());
-        }
-        if key.len() > MAX_KEY_BYTES {
-            return Err(format!("key is {} bytes; the limit is {MAX_KEY_BYTES}", key.len()));
-        }
-        let values: [Option<&Vec<u8>>; 3] = match self {
-            Op::Put { value, .. } => [Some(value), None, None],
-            Op::Delete { .. } => [None, None, None],
-            Op::Cas { expect_value, new_value, .. } => {
-                [expect_value.as_ref().and_then(|v| v.as_ref()), new_value.as_ref(), None]
+        match self {
+            Op::Put { key, value, .. } => {
+                check_key(key)?;
+                check_value(value)
             }
-        };
-        for v in values.into_iter().flatten() {
-            if v.len() > MAX_VALUE_BYTES {
-                return Err(format!("value is {} bytes; the limit is {MAX_VALUE_BYTES}", v.len()));
+            Op::Delete { key } => check_key(key),
+            Op::Cas { key, expect_value, new_value, .. } => {
+                check_key(key)?;
+                if let Some(Some(v)) = expect_value {
+                    check_value(v)?;
+                }
+                if let Some(v) = new_value {
+                    check_value(v)?;
+                }
+                Ok(())
+            }
+            Op::Txn(txn) => txn.validate(),
+            Op::LeaseGrant { ttl_ms } if *ttl_ms == 0 || *ttl_ms > MAX_LEASE_TTL_MS => {
+                Err(format!("lease TTL {ttl_ms} ms is outside 1..={MAX_LEASE_TTL_MS} ms"))
+            }
+            Op::LeaseRevoke { id, .. } | Op::LeaseCheckpoint { id, .. } if *id == 0 => {
+                Err("lease id 0 means \"no lease\"; name a granted lease".into())
+            }
+            Op::LeaseGrant { .. } | Op::LeaseRevoke { .. } | Op::LeaseCheckpoint { .. } => Ok(()),
+        }
+    }
+}
+
+impl Txn {
+    /// Size limits, well-formed compares, and no key written twice in one branch (etcd refuses
+    /// that too: the outcome would depend on the order of the ops).
+    pub fn validate(&self) -> Result<(), String> {
+        let ops = self.compares.len() + self.success.len() + self.failure.len();
+        if ops > MAX_TXN_OPS {
+            return Err(format!(
+                "a transaction may carry at most {MAX_TXN_OPS} compares and operations; this one has {ops}"
+            ));
+        }
+        for (i, c) in self.compares.iter().enumerate() {
+            check_key(&c.key).map_err(|e| format!("compare {}: {e}", i + 1))?;
+            if let CompareTarget::Value(v) = &c.target {
+                check_value(v).map_err(|e| format!("compare {}: {e}", i + 1))?;
+            }
+        }
+        for (branch, ops) in [("success", &self.success), ("failure", &self.failure)] {
+            let mut written = std::collections::BTreeSet::new();
+            for (i, op) in ops.iter().enumerate() {
+                check_key(op.key()).map_err(|e| format!("{branch} op {}: {e}", i + 1))?;
+                if let TxnOp::Put { value, .. } = op {
+                    check_value(value).map_err(|e| format!("{branch} op {}: {e}", i + 1))?;
+                }
+                if !matches!(op, TxnOp::Get { .. }) && !written.insert(op.key()) {
+                    return Err(format!("{branch} branch writes key {} twice", show(op.key())));
+                }
             }
         }
         Ok(())
     }
 }
 
+fn check_key(key: &[u8]) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("key must not be empty".into());
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(format!("key is {} bytes; the limit is {MAX_KEY_BYTES}", key.len()));
+    }
+    Ok(())
+}
+
+fn check_value(value: &[u8]) -> Result<(), String> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(format!("value is {} bytes; the limit is {MAX_VALUE_BYTES}", value.len()));
+    }
+    Ok(())
+}
+
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Op::Put { key, value } => write!(f, "put {} = {}", show(key), show(value)),
+            Op::Put { key, value, lease: 0 } => write!(f, "put {} = {}", show(key), show(value)),
+            Op::Put { key, value, lease } => write!(f, "put {} = {} with lease {lease}", show(key), show(value)),
             Op::Delete { key } => write!(f, "delete {}", show(key)),
             Op::Cas { key, expect_value, expect_revision, new_value } => {
                 write!(f, "cas {}", show(key))?;
@@ -140,7 +288,55 @@ impl fmt::Display for Op {
                     None => write!(f, " then delete"),
                 }
             }
+            Op::Txn(txn) => write!(f, "{txn}"),
+            Op::LeaseGrant { ttl_ms } => write!(f, "lease grant {ttl_ms} ms"),
+            Op::LeaseRevoke { id, expired: false } => write!(f, "lease revoke {id}"),
+            Op::LeaseRevoke { id, expired: true } => write!(f, "lease {id} expired"),
+            Op::LeaseCheckpoint { id, remaining_ms } => write!(f, "lease {id} checkpoint {remaining_ms} ms left"),
         }
+    }
+}
+
+impl fmt::Display for Compare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let op = match self.op {
+            CompareOp::Equal => "=",
+            CompareOp::NotEqual => "!=",
+            CompareOp::Less => "<",
+            CompareOp::Greater => ">",
+        };
+        let key = show(&self.key);
+        match &self.target {
+            CompareTarget::Value(v) => write!(f, "value({key}) {op} {}", show(v)),
+            CompareTarget::Version(n) => write!(f, "version({key}) {op} {n}"),
+            CompareTarget::CreateRevision(n) => write!(f, "create({key}) {op} {n}"),
+            CompareTarget::ModRevision(n) => write!(f, "mod({key}) {op} {n}"),
+            CompareTarget::Lease(n) => write!(f, "lease({key}) {op} {n}"),
+        }
+    }
+}
+
+impl fmt::Display for TxnOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TxnOp::Put { key, value, lease: 0 } => write!(f, "put {} {}", show(key), show(value)),
+            TxnOp::Put { key, value, lease } => write!(f, "put {} {} lease={lease}", show(key), show(value)),
+            TxnOp::Delete { key } => write!(f, "delete {}", show(key)),
+            TxnOp::Get { key } => write!(f, "get {}", show(key)),
+        }
+    }
+}
+
+impl fmt::Display for Txn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let join = |items: Vec<String>| items.join(", ");
+        write!(
+            f,
+            "txn if [{}] then [{}] else [{}]",
+            join(self.compares.iter().map(|c| c.to_string()).collect()),
+            join(self.success.iter().map(|o| o.to_string()).collect()),
+            join(self.failure.iter().map(|o| o.to_string()).collect())
+        )
     }
 }
 
@@ -149,6 +345,53 @@ pub fn show(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(s) => format!("{s:?}"),
         Err(_) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+/// A key's full record as a read or a transaction returns it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyValue {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    /// Revision of the write that created the key (since it was last absent). Stable across
+    /// later writes, so the create revision of a leader key is its holder's fencing token.
+    pub create_revision: u64,
+    /// Revision of the key's last write.
+    pub mod_revision: u64,
+    /// Writes since the key was created: 1 after the creating put.
+    pub version: u64,
+    /// The lease the key is attached to (0 = none).
+    pub lease: LeaseId,
+}
+
+/// The result of one transaction operation, in branch order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnOpResult {
+    /// The previous record of the key, if any.
+    Put {
+        prev: Option<KeyValue>,
+    },
+    Delete {
+        prev: Option<KeyValue>,
+    },
+    Get {
+        found: Option<KeyValue>,
+    },
+}
+
+/// Why a committed command changed nothing. Deterministic: every replica decides the same.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApplyError {
+    /// The command named a lease that is not live at its revision (never granted, revoked or
+    /// expired).
+    LeaseNotFound(LeaseId),
+}
+
+impl fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApplyError::LeaseNotFound(id) => write!(f, "lease {id} not found (never granted, revoked or expired)"),
+        }
     }
 }
 
@@ -163,4 +406,11 @@ pub struct Response {
     pub prev_value: Option<Vec<u8>>,
     /// Revision of the key's previous modification (0 = absent).
     pub prev_revision: u64,
+    /// Txn: one result per operation of the branch taken (`succeeded` says which).
+    pub results: Vec<TxnOpResult>,
+    /// LeaseGrant: the new lease's id (also `revision`) and TTL; LeaseRevoke: the lease ended.
+    pub lease: LeaseId,
+    pub ttl_ms: u64,
+    /// Set when the command committed but changed nothing because it could not apply.
+    pub error: Option<ApplyError>,
 }

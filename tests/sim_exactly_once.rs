@@ -24,7 +24,7 @@ async fn kv_to_leader(s: &Shared) -> Result<KvServiceClient<tonic::transport::Ch
 }
 
 fn put(key: &str, value: &str, client_id: u64, seq: u64) -> pb::PutRequest {
-    pb::PutRequest { key: key.into(), value: value.into(), client_id, seq }
+    pb::PutRequest { key: key.into(), value: value.into(), client_id, seq, lease: 0 }
 }
 
 #[test]
@@ -46,12 +46,20 @@ fn retried_write(seed: u64) {
         // and the key keeps client 8's value.
         let retry = kv.put(put("k", "from-a", 7, 1)).await.map_err(|e| e.to_string())?.into_inner();
         assert_eq!(retry.result, first.result, "a duplicate must return the original result");
-        let got = kv.get(pb::GetRequest { key: "k".into() }).await.map_err(|e| e.to_string())?.into_inner();
+        let got = kv
+            .get(pb::GetRequest { key: "k".into(), serializable: false })
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
         assert_eq!(got.value, b"from-b", "the duplicate was applied a second time");
         // A new sequence number from client 7 is a new write.
         let next = kv.put(put("k", "from-a", 7, 2)).await.map_err(|e| e.to_string())?.into_inner();
         assert!(next.result.unwrap().revision > first.result.unwrap().revision);
-        let got = kv.get(pb::GetRequest { key: "k".into() }).await.map_err(|e| e.to_string())?.into_inner();
+        let got = kv
+            .get(pb::GetRequest { key: "k".into(), serializable: false })
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
         assert_eq!(got.value, b"from-a");
         Ok(())
     });

@@ -11,7 +11,8 @@ use tonic::Status;
 
 use crate::pb;
 use crate::types::{
-    Entry, LogId, Membership, Node, NodeId, Op, Request, Response, SnapshotMeta, StoredMembership, TypeConfig, Vote,
+    ApplyError, Compare, CompareOp, CompareTarget, Entry, KeyValue, LeaseId, LogId, Membership, Node, NodeId, Op,
+    Request, Response, SnapshotMeta, StoredMembership, Txn, TxnOp, TxnOpResult, TypeConfig, Vote,
 };
 
 fn missing(field: &str) -> Status {
@@ -64,7 +65,7 @@ pub fn membership_from_pb(m: Option<&pb::Membership>) -> Result<Membership, Stat
 
 pub fn command_to_pb(r: &Request) -> pb::Command {
     let op = match &r.op {
-        Op::Put { key, value } => pb::command::Op::Put(pb::PutOp { key: key.clone(), value: value.clone() }),
+        Op::Put { key, value, lease } => pb::command::Op::Put(put_to_pb(key, value, *lease)),
         Op::Delete { key } => pb::command::Op::Delete(pb::DeleteOp { key: key.clone() }),
         Op::Cas { key, expect_value, expect_revision, new_value } => pb::command::Op::Cas(pb::CasOp {
             key: key.clone(),
@@ -72,13 +73,25 @@ pub fn command_to_pb(r: &Request) -> pb::Command {
             expect_revision: *expect_revision,
             new_value: new_value.clone(),
         }),
+        Op::Txn(txn) => pb::command::Op::Txn(pb::TxnOp {
+            compares: txn.compares.iter().map(compare_to_pb).collect(),
+            success: txn.success.iter().map(txn_op_to_pb).collect(),
+            failure: txn.failure.iter().map(txn_op_to_pb).collect(),
+        }),
+        Op::LeaseGrant { ttl_ms } => pb::command::Op::LeaseGrant(pb::LeaseGrantOp { ttl_ms: *ttl_ms }),
+        Op::LeaseRevoke { id, expired } => {
+            pb::command::Op::LeaseRevoke(pb::LeaseRevokeOp { id: *id, expired: *expired })
+        }
+        Op::LeaseCheckpoint { id, remaining_ms } => {
+            pb::command::Op::LeaseCheckpoint(pb::LeaseCheckpointOp { id: *id, remaining_ms: *remaining_ms })
+        }
     };
     pb::Command { client_id: r.client_id, seq: r.seq, op: Some(op) }
 }
 
 pub fn command_from_pb(c: &pb::Command) -> Result<Request, Status> {
     let op = match c.op.as_ref().ok_or_else(|| missing("command.op"))? {
-        pb::command::Op::Put(p) => Op::Put { key: p.key.clone(), value: p.value.clone() },
+        pb::command::Op::Put(p) => Op::Put { key: p.key.clone(), value: p.value.clone(), lease: p.lease },
         pb::command::Op::Delete(d) => Op::Delete { key: d.key.clone() },
         pb::command::Op::Cas(c) => Op::Cas {
             key: c.key.clone(),
@@ -86,8 +99,142 @@ pub fn command_from_pb(c: &pb::Command) -> Result<Request, Status> {
             expect_revision: c.expect_revision,
             new_value: c.new_value.clone(),
         },
+        pb::command::Op::Txn(t) => Op::Txn(txn_from_pb(&t.compares, &t.success, &t.failure)?),
+        pb::command::Op::LeaseGrant(g) => Op::LeaseGrant { ttl_ms: g.ttl_ms },
+        pb::command::Op::LeaseRevoke(r) => Op::LeaseRevoke { id: r.id, expired: r.expired },
+        pb::command::Op::LeaseCheckpoint(c) => Op::LeaseCheckpoint { id: c.id, remaining_ms: c.remaining_ms },
     };
     Ok(Request { client_id: c.client_id, seq: c.seq, op })
+}
+
+fn put_to_pb(key: &[u8], value: &[u8], lease: LeaseId) -> pb::PutOp {
+    pb::PutOp { key: key.to_vec(), value: value.to_vec(), lease }
+}
+
+pub fn compare_to_pb(c: &Compare) -> pb::Compare {
+    use pb::compare::{Op as P, Target as T};
+    let op = match c.op {
+        CompareOp::Equal => P::Equal,
+        CompareOp::NotEqual => P::NotEqual,
+        CompareOp::Less => P::Less,
+        CompareOp::Greater => P::Greater,
+    };
+    let target = match &c.target {
+        CompareTarget::Value(v) => T::Value(v.clone()),
+        CompareTarget::Version(n) => T::Version(*n),
+        CompareTarget::CreateRevision(n) => T::CreateRevision(*n),
+        CompareTarget::ModRevision(n) => T::ModRevision(*n),
+        CompareTarget::Lease(n) => T::Lease(*n),
+    };
+    pb::Compare { key: c.key.clone(), op: op as i32, target: Some(target) }
+}
+
+pub fn txn_op_to_pb(op: &TxnOp) -> pb::RequestOp {
+    let op = match op {
+        TxnOp::Put { key, value, lease } => pb::request_op::Op::Put(put_to_pb(key, value, *lease)),
+        TxnOp::Delete { key } => pb::request_op::Op::Delete(pb::DeleteOp { key: key.clone() }),
+        TxnOp::Get { key } => pb::request_op::Op::Get(key.clone()),
+    };
+    pb::RequestOp { op: Some(op) }
+}
+
+/// Decodes a transaction, naming the compare or operation that is malformed.
+pub fn txn_from_pb(
+    compares: &[pb::Compare],
+    success: &[pb::RequestOp],
+    failure: &[pb::RequestOp],
+) -> Result<Txn, Status> {
+    use pb::compare::{Op as P, Target as T};
+    let mut txn = Txn::default();
+    for (i, c) in compares.iter().enumerate() {
+        let op = match P::try_from(c.op) {
+            Ok(P::Equal) => CompareOp::Equal,
+            Ok(P::NotEqual) => CompareOp::NotEqual,
+            Ok(P::Less) => CompareOp::Less,
+            Ok(P::Greater) => CompareOp::Greater,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "compare {}: unknown operator {}; allowed: EQUAL, NOT_EQUAL, LESS, GREATER",
+                    i + 1,
+                    c.op
+                )))
+            }
+        };
+        let target = match c.target.as_ref() {
+            Some(T::Value(v)) => CompareTarget::Value(v.clone()),
+            Some(T::Version(n)) => CompareTarget::Version(*n),
+            Some(T::CreateRevision(n)) => CompareTarget::CreateRevision(*n),
+            Some(T::ModRevision(n)) => CompareTarget::ModRevision(*n),
+            Some(T::Lease(n)) => CompareTarget::Lease(*n),
+            None => {
+                return Err(Status::invalid_argument(format!(
+                    "compare {}: no target; set one of value, version, create_revision, mod_revision, lease",
+                    i + 1
+                )))
+            }
+        };
+        txn.compares.push(Compare { key: c.key.clone(), op, target });
+    }
+    for (branch, ops, out) in [("success", success, &mut txn.success), ("failure", failure, &mut txn.failure)] {
+        for (i, op) in ops.iter().enumerate() {
+            out.push(match op.op.as_ref() {
+                Some(pb::request_op::Op::Put(p)) => {
+                    TxnOp::Put { key: p.key.clone(), value: p.value.clone(), lease: p.lease }
+                }
+                Some(pb::request_op::Op::Delete(d)) => TxnOp::Delete { key: d.key.clone() },
+                Some(pb::request_op::Op::Get(key)) => TxnOp::Get { key: key.clone() },
+                None => {
+                    return Err(Status::invalid_argument(format!(
+                        "{branch} op {}: empty; set one of put, delete, get",
+                        i + 1
+                    )))
+                }
+            });
+        }
+    }
+    Ok(txn)
+}
+
+pub fn key_value_to_pb(kv: &KeyValue) -> pb::KeyValue {
+    pb::KeyValue {
+        key: kv.key.clone(),
+        value: kv.value.clone(),
+        create_revision: kv.create_revision,
+        mod_revision: kv.mod_revision,
+        version: kv.version,
+        lease: kv.lease,
+    }
+}
+
+pub fn key_value_from_pb(kv: &pb::KeyValue) -> KeyValue {
+    KeyValue {
+        key: kv.key.clone(),
+        value: kv.value.clone(),
+        create_revision: kv.create_revision,
+        mod_revision: kv.mod_revision,
+        version: kv.version,
+        lease: kv.lease,
+    }
+}
+
+pub fn txn_result_to_pb(r: &TxnOpResult) -> pb::TxnOpResult {
+    use pb::txn_op_result::Kind;
+    let (kind, kv) = match r {
+        TxnOpResult::Put { prev } => (Kind::Put, prev),
+        TxnOpResult::Delete { prev } => (Kind::Delete, prev),
+        TxnOpResult::Get { found } => (Kind::Get, found),
+    };
+    pb::TxnOpResult { kind: kind as i32, kv: kv.as_ref().map(key_value_to_pb) }
+}
+
+pub fn txn_result_from_pb(r: &pb::TxnOpResult) -> TxnOpResult {
+    use pb::txn_op_result::Kind;
+    let kv = r.kv.as_ref().map(key_value_from_pb);
+    match Kind::try_from(r.kind) {
+        Ok(Kind::Put) => TxnOpResult::Put { prev: kv },
+        Ok(Kind::Delete) => TxnOpResult::Delete { prev: kv },
+        Ok(Kind::Get) | Err(_) => TxnOpResult::Get { found: kv },
+    }
 }
 
 pub fn response_to_pb(r: &Response) -> pb::CommandResult {
@@ -96,6 +243,10 @@ pub fn response_to_pb(r: &Response) -> pb::CommandResult {
         succeeded: r.succeeded,
         prev_value: r.prev_value.clone(),
         prev_revision: r.prev_revision,
+        results: r.results.iter().map(txn_result_to_pb).collect(),
+        lease: r.lease,
+        ttl_ms: r.ttl_ms,
+        lease_not_found: r.error.as_ref().map(|ApplyError::LeaseNotFound(id)| *id),
     }
 }
 
@@ -105,6 +256,10 @@ pub fn response_from_pb(r: &pb::CommandResult) -> Response {
         succeeded: r.succeeded,
         prev_value: r.prev_value.clone(),
         prev_revision: r.prev_revision,
+        results: r.results.iter().map(txn_result_from_pb).collect(),
+        lease: r.lease,
+        ttl_ms: r.ttl_ms,
+        error: r.lease_not_found.map(ApplyError::LeaseNotFound),
     }
 }
 

@@ -10,6 +10,7 @@
 //! 4. Stop with [`RunningNode::shutdown`]; in simulation a crashed host just drops everything.
 
 pub mod convert;
+pub mod lease_keeper;
 pub mod raft_network;
 pub mod service;
 
@@ -49,6 +50,16 @@ pub enum PlantedBug {
     /// The client library reports a write whose attempt timed out (outcome unknown) as failed,
     /// although the write may have committed. Planted through `ClientConfig::planted_bug`.
     ClientReportsTimeoutAsFailed,
+    /// A node that believes it leads answers a lease KeepAlive without confirming its leadership
+    /// with a read-index: an isolated or deposed leader keeps telling a holder "renewed" while
+    /// the real leader lets the lease expire.
+    KeepAliveWithoutReadIndex,
+    /// A new leader keeps the lease deadline it saw a lease start with instead of resetting
+    /// every lease to now + TTL + an election timeout: renewals the old leader answered are lost.
+    LeaseKeepsOldExpiry,
+    /// The lease workload's holders campaign for the leader key with a plain put instead of a
+    /// transaction that requires the key to be absent: two holders can then both win it.
+    CampaignWithPlainPut,
 }
 
 /// Everything a node needs besides its storage.
@@ -103,6 +114,7 @@ pub struct RunningNode {
     pub raft: Raft,
     pub reader: KvReader,
     server: JoinHandle<()>,
+    lease_keeper: JoinHandle<()>,
 }
 
 /// Starts a node: Raft over the given storage, and the gRPC server on `config.listen`.
@@ -120,14 +132,30 @@ pub async fn start(config: NodeConfig, log: LogStore, sm: StateMachineStore) -> 
     let incoming = net::listen(config.transport, &config.listen)
         .await
         .map_err(|source| NodeError::Listen { addr: config.listen.clone(), source })?;
+    let leases = lease_keeper::SharedLeases::default();
+    let request_timeout = Duration::from_millis(config.timing.request_timeout_ms);
+    let election_max = Duration::from_millis(config.timing.election_timeout_ms_max);
     let services = Services {
         id: config.id,
         addr: config.advertise.clone(),
         raft: raft.clone(),
         reader: reader.clone(),
-        request_timeout: Duration::from_millis(config.timing.request_timeout_ms),
+        request_timeout,
+        planted_bug: config.planted_bug,
+        leases: leases.clone(),
+        min_lease_ttl: election_max * 3 / 2,
+    };
+    let keeper = lease_keeper::LeaseKeeper {
+        id: config.id,
+        raft: raft.clone(),
+        reader: reader.clone(),
+        leases,
+        tick: Duration::from_millis(config.timing.heartbeat_ms.max(10)),
+        request_timeout,
+        extension: election_max,
         planted_bug: config.planted_bug,
     };
+    let lease_keeper = tokio::spawn(keeper.run());
     let router = tonic::transport::Server::builder()
         .add_service(
             pb::raft_service_server::RaftServiceServer::new(services.clone())
@@ -142,12 +170,13 @@ pub async fn start(config: NodeConfig, log: LogStore, sm: StateMachineStore) -> 
             tracing::error!(node = id, error = %e, "gRPC server stopped");
         }
     });
-    Ok(RunningNode { id: config.id, raft, reader, server })
+    Ok(RunningNode { id: config.id, raft, reader, server, lease_keeper })
 }
 
 impl RunningNode {
     /// Stops Raft and the server.
     pub async fn shutdown(self) {
+        self.lease_keeper.abort();
         let _ = self.raft.shutdown().await;
         self.server.abort();
     }

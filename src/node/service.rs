@@ -14,9 +14,11 @@ use prost::Message;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use super::convert;
+use super::lease_keeper::SharedLeases;
+use crate::lease::LeaseRefusal;
 use crate::pb;
 use crate::store::KvReader;
-use crate::types::{Node, NodeId, Op, Raft, Request, Snapshot, SnapshotData};
+use crate::types::{ApplyError, Node, NodeId, Op, Raft, Request, Response, Snapshot, SnapshotData, TxnOpResult};
 
 /// Shared by the three services of one node.
 #[derive(Clone)]
@@ -28,6 +30,10 @@ pub struct Services {
     /// Deadline for one client request (a write's commit, a read's leadership check).
     pub request_timeout: Duration,
     pub planted_bug: Option<super::PlantedBug>,
+    /// The leader's lease deadlines, shared with the lease keeper.
+    pub leases: SharedLeases,
+    /// The shortest lease a client may be granted: 1.5 x the maximum election timeout.
+    pub min_lease_ttl: Duration,
 }
 
 /// Builds the status a non-leader answers with: the leader hint travels as a typed protobuf
@@ -66,29 +72,78 @@ impl Services {
     }
 
     async fn write(&self, client_id: u64, seq: u64, op: Op) -> Result<GrpcResponse<pb::WriteResponse>, Status> {
+        let resp = self.propose(client_id, seq, op).await?;
+        Ok(GrpcResponse::new(pb::WriteResponse { result: Some(convert::response_to_pb(&resp)) }))
+    }
+
+    /// Validates a client command, replicates it and returns what applying it did. A command
+    /// that committed but could not apply (its lease is not live) is `NOT_FOUND`: certainly not
+    /// applied, and a retry of the same `(client_id, seq)` gets the same answer.
+    async fn propose(&self, client_id: u64, seq: u64, op: Op) -> Result<Response, Status> {
         op.validate().map_err(Status::invalid_argument)?;
+        if let Op::LeaseGrant { ttl_ms } = op {
+            if Duration::from_millis(ttl_ms) < self.min_lease_ttl {
+                return Err(Status::invalid_argument(format!(
+                    "lease TTL {ttl_ms} ms is below the minimum {} ms (1.5 x the maximum election timeout)",
+                    self.min_lease_ttl.as_millis()
+                )));
+            }
+        }
+        if matches!(op, Op::LeaseCheckpoint { .. } | Op::LeaseRevoke { expired: true, .. }) {
+            return Err(Status::invalid_argument("lease checkpoints and expiries are proposed by the leader only"));
+        }
         let req = Request { client_id, seq, op };
         if self.planted_bug == Some(super::PlantedBug::AckBeforeMajority)
             && self.raft.metrics().borrow().current_leader == Some(self.id)
         {
             return self.deadline("the write", self.ack_after_local_append(req)).await;
         }
-        self.deadline("the write", async {
-            match self.raft.client_write(req).await {
-                Ok(resp) => {
-                    Ok(GrpcResponse::new(pb::WriteResponse { result: Some(convert::response_to_pb(&resp.data)) }))
+        let resp = self
+            .deadline("the write", async {
+                match self.raft.client_write(req).await {
+                    Ok(resp) => Ok(resp.data),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(not_leader(&f)),
+                    Err(e) => Err(Status::unavailable(e.to_string())),
                 }
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(not_leader(&f)),
-                Err(e) => Err(Status::unavailable(e.to_string())),
+            })
+            .await?;
+        match &resp.error {
+            Some(ApplyError::LeaseNotFound(_)) => {
+                Err(Status::not_found(resp.error.as_ref().map(|e| e.to_string()).unwrap_or_default()))
             }
-        })
-        .await
+            None => Ok(resp),
+        }
+    }
+
+    /// Confirms with a quorum that this node still leads (a read-index) and waits until the
+    /// state machine has applied up to the read index; returns the read index.
+    async fn confirm_leadership(&self) -> Result<u64, Status> {
+        match self.raft.ensure_linearizable().await {
+            Ok(read) => Ok(read.map_or(0, |l| l.index)),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(not_leader(&f)),
+            Err(e) => Err(Status::unavailable(e.to_string())),
+        }
+    }
+
+    fn believes_it_leads(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.id)
+    }
+
+    fn lease_refused(id: u64, refusal: LeaseRefusal) -> Status {
+        match refusal {
+            LeaseRefusal::NotFound => {
+                Status::not_found(format!("lease {id} not found (never granted, revoked or expired)"))
+            }
+            LeaseRefusal::NotReady => {
+                Status::unavailable("this leader has not taken over the leases yet (its first commit has not applied)")
+            }
+        }
     }
 
     /// The planted bug [`super::PlantedBug::AckBeforeMajority`]: propose the write in the
     /// background and answer success once this node's own log has grown past where it was,
     /// inventing the revision instead of waiting for the state machine's result.
-    async fn ack_after_local_append(&self, req: Request) -> Result<GrpcResponse<pb::WriteResponse>, Status> {
+    async fn ack_after_local_append(&self, req: Request) -> Result<Response, Status> {
         let mut metrics = self.raft.metrics();
         let before = metrics.borrow().last_log_index;
         let raft = self.raft.clone();
@@ -101,8 +156,7 @@ impl Services {
             .map_err(|_| Status::unavailable("Raft stopped"))?
             .last_log_index
             .unwrap_or_default();
-        let resp = crate::types::Response { revision: appended, succeeded: true, prev_value: None, prev_revision: 0 };
-        Ok(GrpcResponse::new(pb::WriteResponse { result: Some(convert::response_to_pb(&resp)) }))
+        Ok(Response { revision: appended, succeeded: true, ..Response::default() })
     }
 }
 
@@ -110,7 +164,7 @@ impl Services {
 impl pb::kv_service_server::KvService for Services {
     async fn put(&self, r: GrpcRequest<pb::PutRequest>) -> Result<GrpcResponse<pb::WriteResponse>, Status> {
         let r = r.into_inner();
-        self.write(r.client_id, r.seq, Op::Put { key: r.key, value: r.value }).await
+        self.write(r.client_id, r.seq, Op::Put { key: r.key, value: r.value, lease: r.lease }).await
     }
 
     async fn delete(&self, r: GrpcRequest<pb::DeleteRequest>) -> Result<GrpcResponse<pb::WriteResponse>, Status> {
@@ -136,35 +190,146 @@ impl pb::kv_service_server::KvService for Services {
     }
 
     /// A linearizable read: confirm leadership with a quorum (read-index), wait until the state
-    /// machine has applied up to that index, then read.
+    /// machine has applied up to that index, then read. A serializable read skips all that and
+    /// answers from this member's applied state, saying so.
     async fn get(&self, r: GrpcRequest<pb::GetRequest>) -> Result<GrpcResponse<pb::GetResponse>, Status> {
-        let key = r.into_inner().key;
-        if key.is_empty() {
+        let r = r.into_inner();
+        if r.key.is_empty() {
             return Err(Status::invalid_argument("key must not be empty"));
         }
+        if r.serializable {
+            return self.read_local(&r.key, true).map(GrpcResponse::new);
+        }
         self.deadline("the linearizable read", async {
-            let confirm = async {
-                if self.planted_bug == Some(super::PlantedBug::StaleLocalReads) {
-                    let m = self.raft.metrics().borrow().clone();
-                    if m.current_leader == Some(self.id) {
-                        return Ok(None);
-                    }
-                }
-                self.raft.ensure_linearizable().await
-            };
-            match confirm.await {
-                Ok(_) => {}
-                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => return Err(not_leader(&f)),
-                Err(e) => return Err(Status::unavailable(e.to_string())),
+            if self.planted_bug == Some(super::PlantedBug::StaleLocalReads) && self.believes_it_leads() {
+                return self.read_local(&r.key, false);
             }
-            let found = self.reader.get(&key).map_err(|e| Status::internal(e.to_string()))?;
-            let revision = self.reader.applied_index();
-            Ok(GrpcResponse::new(match found {
-                Some((value, mod_revision)) => pb::GetResponse { found: true, value, mod_revision, revision },
-                None => pb::GetResponse { found: false, value: vec![], mod_revision: 0, revision },
+            self.confirm_leadership().await?;
+            self.read_local(&r.key, false)
+        })
+        .await
+        .map(GrpcResponse::new)
+    }
+
+    async fn txn(&self, r: GrpcRequest<pb::TxnRequest>) -> Result<GrpcResponse<pb::TxnResponse>, Status> {
+        let r = r.into_inner();
+        let txn = convert::txn_from_pb(&r.compares, &r.success, &r.failure)?;
+        let resp = self.propose(r.client_id, r.seq, Op::Txn(txn)).await?;
+        Ok(GrpcResponse::new(pb::TxnResponse {
+            revision: resp.revision,
+            succeeded: resp.succeeded,
+            results: resp.results.iter().map(convert::txn_result_to_pb).collect(),
+        }))
+    }
+
+    async fn lease_grant(
+        &self,
+        r: GrpcRequest<pb::LeaseGrantRequest>,
+    ) -> Result<GrpcResponse<pb::LeaseGrantResponse>, Status> {
+        let r = r.into_inner();
+        let resp = self.propose(r.client_id, r.seq, Op::LeaseGrant { ttl_ms: r.ttl_ms }).await?;
+        Ok(GrpcResponse::new(pb::LeaseGrantResponse { id: resp.lease, ttl_ms: resp.ttl_ms }))
+    }
+
+    async fn lease_revoke(
+        &self,
+        r: GrpcRequest<pb::LeaseRevokeRequest>,
+    ) -> Result<GrpcResponse<pb::LeaseRevokeResponse>, Status> {
+        let r = r.into_inner();
+        let resp = self.propose(r.client_id, r.seq, Op::LeaseRevoke { id: r.id, expired: false }).await?;
+        let deleted_keys = resp
+            .results
+            .iter()
+            .filter_map(|res| match res {
+                TxnOpResult::Delete { prev: Some(kv) } => Some(kv.key.clone()),
+                _ => None,
+            })
+            .collect();
+        Ok(GrpcResponse::new(pb::LeaseRevokeResponse { revision: resp.revision, deleted_keys }))
+    }
+
+    /// Renews a lease. Only a leader that still leads may: it confirms its leadership with a
+    /// read-index first (openraft 0.9 has no CheckQuorum, so an isolated leader still calls itself
+    /// leader) and answers once the state machine has applied up to that index.
+    async fn lease_keep_alive(
+        &self,
+        r: GrpcRequest<pb::LeaseKeepAliveRequest>,
+    ) -> Result<GrpcResponse<pb::LeaseKeepAliveResponse>, Status> {
+        let id = r.into_inner().id;
+        if id == 0 {
+            return Err(Status::invalid_argument("lease id 0 means \"no lease\"; name a granted lease"));
+        }
+        self.deadline("the keep-alive", async {
+            let read_index =
+                if self.planted_bug == Some(super::PlantedBug::KeepAliveWithoutReadIndex) && self.believes_it_leads() {
+                    self.reader.applied_index()
+                } else {
+                    self.confirm_leadership().await?
+                };
+            let now = tokio::time::Instant::now();
+            let record = self.reader.lease(id);
+            let ttl = self
+                .leases
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .renew(id, now, record.as_ref())
+                .map_err(|refusal| Self::lease_refused(id, refusal))?;
+            Ok(GrpcResponse::new(pb::LeaseKeepAliveResponse { id, ttl_ms: ttl.as_millis() as u64, read_index }))
+        })
+        .await
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        r: GrpcRequest<pb::LeaseTimeToLiveRequest>,
+    ) -> Result<GrpcResponse<pb::LeaseTimeToLiveResponse>, Status> {
+        let r = r.into_inner();
+        if r.id == 0 {
+            return Err(Status::invalid_argument("lease id 0 means \"no lease\"; name a granted lease"));
+        }
+        self.deadline("the time-to-live call", async {
+            self.confirm_leadership().await?;
+            let now = tokio::time::Instant::now();
+            if self.reader.lease(r.id).is_none() {
+                return Err(Self::lease_refused(r.id, LeaseRefusal::NotFound));
+            }
+            let (remaining, granted) = self
+                .leases
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remaining(r.id, now)
+                .map_err(|refusal| Self::lease_refused(r.id, refusal))?;
+            let keys = if r.keys {
+                self.reader.lease_keys(r.id).map_err(|e| Status::internal(e.to_string()))?
+            } else {
+                Vec::new()
+            };
+            Ok(GrpcResponse::new(pb::LeaseTimeToLiveResponse {
+                id: r.id,
+                ttl_ms: remaining.as_millis() as u64,
+                granted_ttl_ms: granted.as_millis() as u64,
+                keys,
             }))
         })
         .await
+    }
+}
+
+impl Services {
+    /// Reads a key from this member's applied state.
+    fn read_local(&self, key: &[u8], serializable: bool) -> Result<pb::GetResponse, Status> {
+        let found = self.reader.record(key).map_err(|e| Status::internal(e.to_string()))?;
+        let revision = self.reader.applied_index();
+        let mut resp = pb::GetResponse { revision, serializable, member: self.id, ..Default::default() };
+        if let Some(v) = found {
+            resp.found = true;
+            resp.value = v.value;
+            resp.mod_revision = v.mod_revision;
+            resp.create_revision = v.create_revision;
+            resp.version = v.version;
+            resp.lease = v.lease;
+        }
+        Ok(resp)
     }
 }
 

@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use crate::types::{EntryPayload, LogId, NodeId, Vote};
+use crate::types::{EntryPayload, LeaseId, LogId, NodeId, Vote};
 
 /// A digest of an entry's payload: two entries with one log id and different digests are two
 /// different commands (FNV-1a over the payload's bincode bytes).
@@ -60,6 +60,9 @@ pub enum StoreChange {
     /// `apply`: one entry applied to the state machine. `request` is `(client_id, seq)` for a
     /// normal entry, `None` for a blank or membership entry.
     Applied { log_id: LogId, request: Option<(u64, u64)>, digest: PayloadDigest },
+    /// `apply`: a lease ended at `revision`, revoked by a client or (`expired`) by the leader
+    /// because it ran out; every key attached to it was deleted at that revision.
+    LeaseEnded { id: LeaseId, revision: u64, expired: bool },
     /// `install_snapshot`: the state machine replaced by a snapshot's, applied up to `last`.
     SnapshotInstalled { last: Option<LogId> },
     /// Every write of this node made before this event is now durable (simulated disk only).
@@ -130,7 +133,7 @@ mod tests {
             EntryPayload::Normal(Request {
                 client_id: 1,
                 seq: 1,
-                op: Op::Put { key: b"k".to_vec(), value: v.as_bytes().to_vec() },
+                op: Op::Put { key: b"k".to_vec(), value: v.as_bytes().to_vec(), lease: 0 },
             })
         };
         assert_eq!(payload_digest(&put("a")), payload_digest(&put("a")));

@@ -10,7 +10,7 @@ use sled::{Db, Tree};
 
 use super::codec::{self, decode, encode, CorruptRecord};
 use super::disk::Disk;
-use super::kv::{Session, Versioned};
+use super::kv::{LeaseRecord, Session, Versioned};
 use super::writes::Writes;
 use crate::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
@@ -18,7 +18,7 @@ const META_KEY: &[u8] = b"meta";
 const DATA_KEY: &[u8] = b"data";
 
 /// Version of the [`SnapshotPayload`] byte layout; bump it when the layout changes.
-pub(crate) const PAYLOAD_FORMAT: u32 = 1;
+pub(crate) const PAYLOAD_FORMAT: u32 = 2;
 
 /// The whole key-value state and the client sessions, as shipped to a follower.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +32,8 @@ pub(crate) struct SnapshotPayload {
     pub kv: Vec<(Vec<u8>, Versioned)>,
     /// Sorted by client id.
     pub sessions: Vec<(u64, Session)>,
+    /// Every live lease, sorted by id (the lease index is rebuilt from the keys' records).
+    pub leases: Vec<(crate::types::LeaseId, LeaseRecord)>,
 }
 
 impl SnapshotPayload {

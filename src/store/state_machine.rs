@@ -4,13 +4,17 @@
 //! Tree `sm`, one tree so that one sled batch makes each apply atomic:
 //! - `0x00 "applied"` → bincode `LogId`; `0x00 "membership"` → bincode `StoredMembership`;
 //! - `0x01 ++ key` → bincode [`Versioned`];
-//! - `0x02 ++ client_id (big-endian)` → bincode [`Session`].
+//! - `0x02 ++ client_id (big-endian)` → bincode [`Session`];
+//! - `0x03 ++ lease id (big-endian)` → bincode [`LeaseRecord`], one per live lease;
+//! - `0x04 ++ lease id (big-endian) ++ key` → empty: the lease index, one per key attached to a
+//!   lease, so a revoke finds its keys without scanning every key.
 //!
-//! Recovery therefore never sees a key change without the applied id and session that go with it.
+//! Recovery therefore never sees a key change without the applied id and session that go with it,
+//! nor a lease revoked with some of its keys still present.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend};
@@ -18,18 +22,24 @@ use sled::Tree;
 
 use super::codec::{self, decode, encode, CorruptRecord};
 use super::disk::Disk;
-use super::kv::{check_session, execute, noop_response, KeyWrite, Session, SessionCheck, Versioned, NO_SESSION};
+use super::kv::{
+    check_session, execute, noop_response, LeaseRecord, Overlay, Session, SessionCheck, StateView, Versioned,
+    NO_SESSION,
+};
 use super::observe::{payload_digest, StoreChange};
 use super::snapshot::{SnapshotBuilder, SnapshotPayload, SnapshotStore, PAYLOAD_FORMAT};
 use super::writes::Writes;
 use crate::types::{
-    Entry, LogId, Request, Response, Snapshot, SnapshotData, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+    Entry, LeaseId, LogId, Op, Request, Response, Snapshot, SnapshotData, SnapshotMeta, StorageError, StoredMembership,
+    TypeConfig,
 };
 
 const APPLIED_KEY: &[u8] = b"\x00applied";
 const MEMBERSHIP_KEY: &[u8] = b"\x00membership";
 const KV_PREFIX: u8 = 0x01;
 const SESSION_PREFIX: u8 = 0x02;
+const LEASE_PREFIX: u8 = 0x03;
+const LEASE_INDEX_PREFIX: u8 = 0x04;
 
 fn kv_key(key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(key.len() + 1);
@@ -44,12 +54,61 @@ fn session_key(client_id: u64) -> [u8; 9] {
     k
 }
 
+fn lease_key(id: LeaseId) -> [u8; 9] {
+    let mut k = [LEASE_PREFIX; 9];
+    k[1..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn lease_index_prefix(id: LeaseId) -> [u8; 9] {
+    let mut k = [LEASE_INDEX_PREFIX; 9];
+    k[1..].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn lease_index_key(id: LeaseId, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + key.len());
+    k.extend_from_slice(&lease_index_prefix(id));
+    k.extend_from_slice(key);
+    k
+}
+
 fn read_versioned(sm: &Tree, key: &[u8]) -> Result<Option<Versioned>, StorageError> {
     match sm.get(kv_key(key)).map_err(codec::read_state_machine)? {
         Some(bytes) => decode(&bytes).map(Some).map_err(codec::read_state_machine),
         None => Ok(None),
     }
 }
+
+/// The applied state in the `sm` tree, as [`execute`] reads it.
+struct TreeView<'a>(&'a Tree);
+
+impl StateView for TreeView<'_> {
+    type Error = StorageError;
+
+    fn key(&self, key: &[u8]) -> Result<Option<Versioned>, StorageError> {
+        read_versioned(self.0, key)
+    }
+
+    fn lease(&self, id: LeaseId) -> Result<Option<LeaseRecord>, StorageError> {
+        match self.0.get(lease_key(id)).map_err(codec::read_state_machine)? {
+            Some(bytes) => decode(&bytes).map(Some).map_err(codec::read_state_machine),
+            None => Ok(None),
+        }
+    }
+
+    fn lease_keys(&self, id: LeaseId) -> Result<Vec<Vec<u8>>, StorageError> {
+        let mut keys = Vec::new();
+        for item in self.0.scan_prefix(lease_index_prefix(id)).keys() {
+            keys.push(item.map_err(codec::read_state_machine)?[9..].to_vec());
+        }
+        Ok(keys)
+    }
+}
+
+/// Every live lease and its record, kept in memory beside the tree for the leader's lease keeper
+/// (which must not scan sled on every tick). Invariant: equal to the `0x03` records in `sm`.
+pub type LeaseTable = Arc<RwLock<BTreeMap<LeaseId, LeaseRecord>>>;
 
 /// Reads the applied key-value state. Cheap to clone; shares the state machine's tree, so it
 /// sees every batch as soon as `apply` has written it.
@@ -60,6 +119,7 @@ fn read_versioned(sm: &Tree, key: &[u8]) -> Result<Option<Versioned>, StorageErr
 pub struct KvReader {
     sm: Tree,
     applied_index: Arc<AtomicU64>,
+    leases: LeaseTable,
 }
 
 impl KvReader {
@@ -68,18 +128,30 @@ impl KvReader {
         Ok(read_versioned(&self.sm, key)?.map(|v| (v.value, v.mod_revision)))
     }
 
+    /// The key's whole record, or `None` if absent.
+    pub fn record(&self, key: &[u8]) -> Result<Option<Versioned>, StorageError> {
+        read_versioned(&self.sm, key)
+    }
+
+    /// Every live lease at the applied index.
+    pub fn leases(&self) -> BTreeMap<LeaseId, LeaseRecord> {
+        self.leases.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// One live lease, or `None` if it was never granted or has ended.
+    pub fn lease(&self, id: LeaseId) -> Option<LeaseRecord> {
+        self.leases.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned()
+    }
+
+    /// The keys attached to a lease, sorted.
+    pub fn lease_keys(&self, id: LeaseId) -> Result<Vec<Vec<u8>>, StorageError> {
+        TreeView(&self.sm).lease_keys(id)
+    }
+
     /// Log index of the last entry applied to the state machine (0 before any).
     pub fn applied_index(&self) -> u64 {
         self.applied_index.load(Ordering::Acquire)
     }
-}
-
-/// Writes of one `apply` call not yet in sled, so later entries of the batch see earlier ones.
-#[derive(Default)]
-struct Pending {
-    /// `None` = delete.
-    kv: BTreeMap<Vec<u8>, Option<Versioned>>,
-    sessions: BTreeMap<u64, Session>,
 }
 
 /// The key-value state machine of one node.
@@ -93,6 +165,7 @@ pub struct StateMachineStore {
     membership: StoredMembership,
     /// Invariant: `applied.map_or(0, |l| l.index)`, published for [`KvReader`].
     applied_index: Arc<AtomicU64>,
+    leases: LeaseTable,
 }
 
 impl StateMachineStore {
@@ -108,7 +181,8 @@ impl StateMachineStore {
             None => StoredMembership::default(),
         };
         let applied_index = Arc::new(AtomicU64::new(applied.map_or(0, |l| l.index)));
-        Ok(Self { disk: disk.clone(), sm, snapshots, applied, membership, applied_index })
+        let leases = Arc::new(RwLock::new(read_leases(&sm)?));
+        Ok(Self { disk: disk.clone(), sm, snapshots, applied, membership, applied_index, leases })
     }
 
     /// The log id of the last applied entry.
@@ -131,7 +205,7 @@ impl StateMachineStore {
 
     /// A reader of the applied state, for linearizable reads and the status call.
     pub fn reader(&self) -> KvReader {
-        KvReader { sm: self.sm.clone(), applied_index: self.applied_index.clone() }
+        KvReader { sm: self.sm.clone(), applied_index: self.applied_index.clone(), leases: self.leases.clone() }
     }
 
     fn read_session(&self, client_id: u64) -> Result<Option<Session>, StorageError> {
@@ -141,8 +215,14 @@ impl StateMachineStore {
         }
     }
 
-    fn apply_request(&self, pending: &mut Pending, request: &Request, index: u64) -> Result<Response, StorageError> {
-        let session = match pending.sessions.get(&request.client_id) {
+    fn apply_request(
+        &self,
+        state: &mut Overlay<'_, TreeView<'_>>,
+        sessions: &mut BTreeMap<u64, Session>,
+        request: &Request,
+        index: u64,
+    ) -> Result<Response, StorageError> {
+        let session = match sessions.get(&request.client_id) {
             Some(s) => Some(s.clone()),
             None => self.read_session(request.client_id)?,
         };
@@ -150,24 +230,10 @@ impl StateMachineStore {
             tracing::debug!(%request, index, "duplicate request answered from its session");
             return Ok(earlier);
         }
-        let key = request.op.key();
-        let current = match pending.kv.get(key) {
-            Some(v) => v.clone(),
-            None => read_versioned(&self.sm, key)?,
-        };
-        let (response, write) = execute(&request.op, current.as_ref(), index);
-        match write {
-            KeyWrite::Keep => {}
-            KeyWrite::Set(v) => {
-                pending.kv.insert(key.to_vec(), Some(v));
-            }
-            KeyWrite::Remove => {
-                pending.kv.insert(key.to_vec(), None);
-            }
-        }
+        let response = execute(&request.op, state, index)?;
         if request.client_id != NO_SESSION {
             let session = Session { last_seq: request.seq, last_response: response.clone() };
-            pending.sessions.insert(request.client_id, session);
+            sessions.insert(request.client_id, session);
         }
         Ok(response)
     }
@@ -195,7 +261,16 @@ impl StateMachineStore {
         for (client_id, session) in &payload.sessions {
             writes.insert(&session_key(*client_id), encode(session).map_err(codec::write_state_machine)?);
         }
+        for (id, lease) in &payload.leases {
+            writes.insert(&lease_key(*id), encode(lease).map_err(codec::write_state_machine)?);
+        }
+        for (key, versioned) in &payload.kv {
+            if versioned.lease != 0 {
+                writes.insert(lease_index_key(versioned.lease, key), &[][..]);
+            }
+        }
         self.disk.apply(&self.sm, writes).map_err(codec::write_state_machine)?;
+        *self.leases.write().unwrap_or_else(|p| p.into_inner()) = payload.leases.into_iter().collect();
         self.set_applied(meta.last_log_id, meta.last_membership.clone());
         Ok(())
     }
@@ -215,8 +290,21 @@ impl StateMachineStore {
                 .map_err(|_| codec::read_state_machine(CorruptRecord(format!("session key of {} bytes", key.len()))))?;
             sessions.push((u64::from_be_bytes(id_bytes), decode(&value).map_err(codec::read_state_machine)?));
         }
-        Ok(SnapshotPayload { format: PAYLOAD_FORMAT, applied: self.applied, kv, sessions })
+        let leases = self.leases.read().unwrap_or_else(|p| p.into_inner()).clone().into_iter().collect();
+        Ok(SnapshotPayload { format: PAYLOAD_FORMAT, applied: self.applied, kv, sessions, leases })
     }
+}
+
+fn read_leases(sm: &Tree) -> Result<BTreeMap<LeaseId, LeaseRecord>, StorageError> {
+    let mut leases = BTreeMap::new();
+    for item in sm.scan_prefix([LEASE_PREFIX]) {
+        let (key, value) = item.map_err(codec::read_state_machine)?;
+        let id_bytes: [u8; 8] = key[1..]
+            .try_into()
+            .map_err(|_| codec::read_state_machine(CorruptRecord(format!("lease key of {} bytes", key.len()))))?;
+        leases.insert(u64::from_be_bytes(id_bytes), decode(&value).map_err(codec::read_state_machine)?);
+    }
+    Ok(leases)
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
@@ -231,7 +319,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut pending = Pending::default();
+        let view = TreeView(&self.sm);
+        let mut state = Overlay::new(&view);
+        let mut sessions = BTreeMap::new();
         let mut responses = Vec::new();
         let mut observed = Vec::new();
         let mut applied = self.applied;
@@ -245,7 +335,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     membership = StoredMembership::new(Some(entry.log_id), m.clone());
                     noop_response(index)
                 }
-                EntryPayload::Normal(request) => self.apply_request(&mut pending, request, index)?,
+                EntryPayload::Normal(request) => self.apply_request(&mut state, &mut sessions, request, index)?,
             };
             if self.disk.observer.is_some() {
                 let request = match &entry.payload {
@@ -257,6 +347,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     request,
                     digest: payload_digest(&entry.payload),
                 });
+                if let EntryPayload::Normal(Request { op: Op::LeaseRevoke { id, expired }, .. }) = &entry.payload {
+                    if response.succeeded {
+                        observed.push(StoreChange::LeaseEnded { id: *id, revision: index, expired: *expired });
+                    }
+                }
             }
             debug_assert!(response.revision <= index, "a response revision is never in the future");
             responses.push(response);
@@ -268,13 +363,26 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // One group of writes: the key changes, the sessions, the applied id and the membership land
         // together or not at all.
         let mut writes = Writes::default();
-        for (key, value) in &pending.kv {
+        let Overlay { kv, leases, lease_index, .. } = state;
+        for (key, value) in &kv {
             match value {
                 Some(v) => writes.insert(kv_key(key), encode(v).map_err(codec::write_state_machine)?),
                 None => writes.remove(kv_key(key)),
             }
         }
-        for (client_id, session) in &pending.sessions {
+        for (id, lease) in &leases {
+            match lease {
+                Some(l) => writes.insert(&lease_key(*id), encode(l).map_err(codec::write_state_machine)?),
+                None => writes.remove(&lease_key(*id)),
+            }
+        }
+        for ((id, key), present) in &lease_index {
+            match present {
+                true => writes.insert(lease_index_key(*id, key), &[][..]),
+                false => writes.remove(lease_index_key(*id, key)),
+            }
+        }
+        for (client_id, session) in &sessions {
             writes.insert(&session_key(*client_id), encode(session).map_err(codec::write_state_machine)?);
         }
         if let Some(a) = applied {
@@ -285,6 +393,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             writes.insert(MEMBERSHIP_KEY, encode(&membership).map_err(codec::write_state_machine)?);
         }
         self.disk.apply(&self.sm, writes).map_err(codec::write_state_machine)?;
+        if !leases.is_empty() {
+            let mut table = self.leases.write().unwrap_or_else(|p| p.into_inner());
+            for (id, lease) in leases {
+                match lease {
+                    Some(l) => table.insert(id, l),
+                    None => table.remove(&id),
+                };
+            }
+        }
         self.set_applied(applied, membership);
         for change in observed {
             self.disk.emit(|| change);

@@ -180,6 +180,8 @@ impl Invariants {
                     log.purge(last);
                 }
             }
+            // Checked by the lease invariants, which need the time it happened (see `sim::leases`).
+            StoreChange::LeaseEnded { .. } => {}
             StoreChange::Flushed => {
                 log.durable_vote = log.vote;
                 log.durable_committed = log.committed;

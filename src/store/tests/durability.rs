@@ -46,7 +46,7 @@ async fn check_history(log: &mut LogStore, sm: &mut StateMachineStore) {
     assert_eq!(snapshot.meta.last_log_id, Some(log_id(1, 8)));
     // The session survived: a retry of client 3's seq 8 is answered from it.
     let retry = apply_one(sm, request_entry(9, 3, 8, put("k8", "v8"))).await;
-    assert_eq!(retry, Response { revision: 8, succeeded: true, prev_value: None, prev_revision: 0 });
+    assert_eq!(retry, Response { revision: 8, succeeded: true, ..Response::default() });
 }
 
 #[tokio::test]

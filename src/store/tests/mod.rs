@@ -33,7 +33,7 @@ fn membership_entry(index: u64, voters: &[u64]) -> Entry {
 }
 
 fn put(key: &str, value: &str) -> Op {
-    Op::Put { key: key.as_bytes().to_vec(), value: value.as_bytes().to_vec() }
+    Op::Put { key: key.as_bytes().to_vec(), value: value.as_bytes().to_vec(), lease: 0 }
 }
 
 fn get(sm: &StateMachineStore, key: &str) -> Option<(String, u64)> {

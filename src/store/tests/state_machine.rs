@@ -22,7 +22,13 @@ fn cas(key: &str, expect_value: Option<Option<&str>>, expect_revision: Option<u6
 }
 
 fn resp(revision: u64, succeeded: bool, prev_value: Option<&str>, prev_revision: u64) -> Response {
-    Response { revision, succeeded, prev_value: prev_value.map(|v| v.as_bytes().to_vec()), prev_revision }
+    Response {
+        revision,
+        succeeded,
+        prev_value: prev_value.map(|v| v.as_bytes().to_vec()),
+        prev_revision,
+        ..Response::default()
+    }
 }
 
 #[tokio::test]

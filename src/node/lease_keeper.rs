@@ -1,0 +1,99 @@
+//! The lease keeper: the task that makes the leader's lease clock ([`crate::lease`]) act.
+//!
+//! Every heartbeat interval it looks at this node's Raft state:
+//! - not the leader: it drops any deadlines it kept (a follower never expires a lease);
+//! - the leader, but its first commit of the term has not applied: it waits;
+//! - the leader, ready: it takes over the leases once per term, keeps the set in line with the
+//!   state machine, and for each lease that ran out confirms its leadership (a read-index) and
+//!   proposes the revoke through Raft. The lease ends when that revoke applies, at a revision.
+//!
+//! Every Raft call it makes runs under the node's request deadline.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::ServerState;
+use tokio::time::Instant;
+
+use super::PlantedBug;
+use crate::lease::{LeaderLeases, TakeOver};
+use crate::store::KvReader;
+use crate::types::{NodeId, Op, Raft, Request};
+
+/// Shared between the keeper and the KeepAlive / TimeToLive handlers.
+pub type SharedLeases = Arc<Mutex<LeaderLeases>>;
+
+pub struct LeaseKeeper {
+    pub id: NodeId,
+    pub raft: Raft,
+    pub reader: KvReader,
+    pub leases: SharedLeases,
+    pub tick: Duration,
+    pub request_timeout: Duration,
+    /// The maximum election timeout: what a new leader adds to every lease when it takes over.
+    pub extension: Duration,
+    pub planted_bug: Option<PlantedBug>,
+}
+
+impl LeaseKeeper {
+    pub async fn run(self) {
+        let mut interval = tokio::time::interval(self.tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            self.step().await;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LeaderLeases> {
+        self.leases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn step(&self) {
+        let m = self.raft.metrics().borrow().clone();
+        let now = Instant::now();
+        let live = self.reader.leases();
+        let leading = m.state == ServerState::Leader && m.current_leader == Some(self.id);
+        let ready = leading && m.last_applied.is_some_and(|l| l.leader_id.term == m.current_term);
+        let due = {
+            let mut leases = self.lock();
+            leases.observe(now, &live);
+            if !leading {
+                leases.demote();
+                return;
+            }
+            if !ready {
+                return;
+            }
+            if leases.term() != Some(m.current_term) {
+                let rule = match self.planted_bug {
+                    Some(PlantedBug::LeaseKeepsOldExpiry) => TakeOver::KeepOldExpiry,
+                    _ => TakeOver::Reset { extension: self.extension },
+                };
+                leases.promote(m.current_term, now, &live, rule);
+                tracing::debug!(node = self.id, term = m.current_term, leases = live.len(), "took over the leases");
+            }
+            leases.sync(now, &live);
+            leases.due(now);
+            leases.expiring()
+        };
+        for id in due {
+            if !self.confirm_leadership().await {
+                return;
+            }
+            let revoke = Request { client_id: 0, seq: 0, op: Op::LeaseRevoke { id, expired: true } };
+            match tokio::time::timeout(self.request_timeout, self.raft.client_write(revoke)).await {
+                Ok(Ok(_)) => tracing::debug!(node = self.id, lease = id, "lease expired"),
+                Ok(Err(e)) => {
+                    tracing::debug!(node = self.id, lease = id, error = %e, "could not revoke an expired lease")
+                }
+                Err(_) => tracing::debug!(node = self.id, lease = id, "revoke of an expired lease timed out"),
+            }
+        }
+    }
+
+    /// A read-index round: `true` if a quorum still follows this node.
+    async fn confirm_leadership(&self) -> bool {
+        matches!(tokio::time::timeout(self.request_timeout, self.raft.ensure_linearizable()).await, Ok(Ok(_)))
+    }
+}
