@@ -69,6 +69,7 @@ pub fn check_history_with_options(
         ModelKind::Kv(m) => check_with_options(history, m, options),
         ModelKind::CasRegister(m) => check_with_options(history, m, options),
         ModelKind::MultiRegister(m) => check_with_options(history, m, options),
+        ModelKind::LeaseKv(m) => check_with_options(history, m, options),
     }
 }
 
@@ -146,6 +147,7 @@ pub fn describe_partitions(history: &History, model: &ModelKind) -> Result<Vec<P
         ModelKind::Kv(m) => with(history, m),
         ModelKind::CasRegister(m) => with(history, m),
         ModelKind::MultiRegister(m) => with(history, m),
+        ModelKind::LeaseKv(m) => with(history, m),
     }
 }
 

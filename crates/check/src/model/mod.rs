@@ -15,10 +15,12 @@
 
 mod cas_register;
 mod kv;
+pub mod lease_kv;
 mod multi_register;
 
 pub use cas_register::CasRegister;
 pub use kv::Kv;
+pub use lease_kv::LeaseKv;
 pub use multi_register::MultiRegister;
 
 use std::fmt::Debug;
@@ -90,6 +92,7 @@ pub enum ModelKind {
     Kv(Kv),
     CasRegister(CasRegister),
     MultiRegister(MultiRegister),
+    LeaseKv(LeaseKv),
 }
 
 impl ModelKind {
@@ -98,15 +101,18 @@ impl ModelKind {
             ModelKind::Kv(m) => m.name(),
             ModelKind::CasRegister(m) => m.name(),
             ModelKind::MultiRegister(m) => m.name(),
+            ModelKind::LeaseKv(m) => m.name(),
         }
     }
 
-    /// The same model with a different initial value (for every key, or every register).
+    /// The same model with a different initial value (for every key, or every register). `lease-kv` has none:
+    /// its keys start absent, as etcd's do, and it is returned unchanged (the command line refuses `--initial`).
     pub fn with_initial(self, initial: Value) -> ModelKind {
         match self {
             ModelKind::Kv(_) => ModelKind::Kv(Kv { initial }),
             ModelKind::CasRegister(_) => ModelKind::CasRegister(CasRegister { initial }),
             ModelKind::MultiRegister(_) => ModelKind::MultiRegister(MultiRegister { initial }),
+            ModelKind::LeaseKv(m) => ModelKind::LeaseKv(m),
         }
     }
 }
