@@ -146,7 +146,7 @@ fn a_txn_putting_with_an_ended_lease_did_nothing() {
 #[test]
 fn a_revoke_answered_not_found_needs_the_lease_not_live() {
     let not_found = op("lease-revoke", None, Value::Int(1), Some(Value::Bool(false)));
-    assert!(run(&[not_found.clone()]).is_some());
+    assert!(run(std::slice::from_ref(&not_found)).is_some());
     assert_eq!(run(&[grant(1), not_found]), None);
 }
 
