@@ -1,7 +1,9 @@
 //! Checking a whole history: pair events, let the model read each op, split per key, search each key alone.
 //!
 //! Splitting is sound because keys of a `kv` store are independent objects: a history is linearizable iff
-//! its restriction to every key is (Herlihy & Wing's locality; Horn & Kroening's P-compositionality).
+//! its restriction to every key is (Herlihy & Wing's locality; Horn & Kroening's P-compositionality). A model
+//! whose ops span several keys (`lease-kv`'s transactions and leases) names the objects each op touches
+//! instead, and the history splits into the connected components of those ([`components`]).
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
@@ -67,25 +69,55 @@ pub fn check_history_with_options(
         ModelKind::Kv(m) => check_with_options(history, m, options),
         ModelKind::CasRegister(m) => check_with_options(history, m, options),
         ModelKind::MultiRegister(m) => check_with_options(history, m, options),
+        ModelKind::LeaseKv(m) => check_with_options(history, m, options),
     }
 }
 
 /// A partition's ops, with the model's reading of each.
 pub(crate) type Partition<M> = Vec<(Operation, <M as Model>::Op)>;
 
-/// Pairs the history and splits it into partitions in key order (`None` first).
+/// One partition: the history's ops, and the model's spontaneous steps that are searched with them.
+pub(crate) struct Part<M: Model> {
+    pub ops: Partition<M>,
+    pub spontaneous: Partition<M>,
+}
+
+impl<M: Model> Default for Part<M> {
+    fn default() -> Self {
+        Part { ops: Vec::new(), spontaneous: Vec::new() }
+    }
+}
+
+/// Pairs the history and splits it into partitions in key order (`None` first): per key, per connected
+/// component of the objects ops touch (when the model names them), or not at all.
 pub(crate) fn partitions<M: Model>(
     history: &History,
     model: &M,
-) -> Result<BTreeMap<Option<String>, Partition<M>>, CheckError> {
-    let mut parts: BTreeMap<Option<String>, Partition<M>> = BTreeMap::new();
+) -> Result<BTreeMap<Option<String>, Part<M>>, CheckError> {
+    let mut parsed: Partition<M> = Vec::new();
     for op in history.operations()? {
-        let parsed = model.parse(&op).map_err(|message| HistoryError::BadOperation {
+        let op_model = model.parse(&op).map_err(|message| HistoryError::BadOperation {
             at: format!("{} (process {}, {})", op.interval.invoke_place(), op.process, op.f),
             message,
         })?;
-        let key = if model.partition_by_key() { op.key.clone() } else { None };
-        parts.entry(key).or_default().push((op, parsed));
+        parsed.push((op, op_model));
+    }
+    let spontaneous = model.spontaneous(&parsed);
+    let all = || parsed.iter().chain(&spontaneous);
+    let names: Vec<Option<String>> = if model.partition_by_key() {
+        all().map(|(op, _)| op.key.clone()).collect()
+    } else if let Some(touched) = all().map(|(_, op)| model.objects(op)).collect::<Option<Vec<_>>>() {
+        components::component_names(&touched)
+    } else {
+        vec![None; parsed.len() + spontaneous.len()]
+    };
+    let mut parts: BTreeMap<Option<String>, Part<M>> = BTreeMap::new();
+    let (real, extra) = names.split_at(parsed.len());
+    for (name, op) in real.iter().zip(parsed) {
+        parts.entry(name.clone()).or_default().ops.push(op);
+    }
+    for (name, op) in extra.iter().zip(spontaneous) {
+        parts.entry(name.clone()).or_default().spontaneous.push(op);
     }
     Ok(parts)
 }
@@ -108,13 +140,14 @@ pub fn describe_partitions(history: &History, model: &ModelKind) -> Result<Vec<P
         let parts = partitions(history, model)?;
         Ok(parts
             .into_iter()
-            .map(|(key, ops)| (key, ops.iter().map(|(op, parsed)| summary(model, op, parsed)).collect()))
+            .map(|(key, part)| (key, part.ops.iter().map(|(op, parsed)| summary(model, op, parsed)).collect()))
             .collect())
     }
     match model {
         ModelKind::Kv(m) => with(history, m),
         ModelKind::CasRegister(m) => with(history, m),
         ModelKind::MultiRegister(m) => with(history, m),
+        ModelKind::LeaseKv(m) => with(history, m),
     }
 }
 
@@ -167,11 +200,11 @@ fn check_partitions<M: Model>(
     options: &CheckOptions,
     rule: StopRule,
 ) -> Result<Verdict, CheckError> {
-    let parts: Vec<(Option<String>, Partition<M>)> = partitions(history, model)?.into_iter().collect();
+    let parts: Vec<(Option<String>, Part<M>)> = partitions(history, model)?.into_iter().collect();
     let mut stats = Stats::default();
-    for (_, ops) in &parts {
-        stats.operations += ops.len();
-        stats.unknown_outcomes += ops.iter().filter(|(op, _)| op.is_unknown()).count();
+    for (_, part) in &parts {
+        stats.operations += part.ops.len();
+        stats.unknown_outcomes += part.ops.iter().filter(|(op, _)| op.is_unknown()).count();
     }
     // Invariant: no partition at or before `first_failure` is ever cancelled or skipped.
     let first_failure = AtomicUsize::new(usize::MAX);
@@ -185,8 +218,8 @@ fn check_partitions<M: Model>(
                 return done;
             }
             let cancelled = || !options.all_keys && first_failure.load(Ordering::Relaxed) < i;
-            let (key, ops) = &parts[i];
-            if let Some(verdict) = check_partition(model, key.clone(), ops, &options.budget, &cancelled) {
+            let (key, part) = &parts[i];
+            if let Some(verdict) = check_partition(model, key.clone(), part, &options.budget, &cancelled) {
                 if rule.stops_at(verdict.outcome) {
                     first_failure.fetch_min(i, Ordering::Relaxed);
                 }
@@ -234,10 +267,12 @@ fn memo_bytes_estimate<M: Model>(peak_entries: usize, verdicts: &[PartitionVerdi
 fn check_partition<M: Model>(
     model: &M,
     key: Option<String>,
-    ops: &[(Operation, M::Op)],
+    part: &Part<M>,
     budget: &Budget,
     cancelled: &dyn Fn() -> bool,
 ) -> Option<PartitionVerdict> {
+    // Spontaneous steps are searched after the history's own ops, as ops whose outcome is unknown.
+    let ops: Vec<&(Operation, M::Op)> = part.ops.iter().chain(&part.spontaneous).collect();
     // Unconstrained ops (unknown reads) fit anywhere and change nothing: searching them only costs time.
     let searched: Vec<usize> = (0..ops.len()).filter(|&i| !model.is_unconstrained(&ops[i].1)).collect();
     let search_ops: Vec<SearchOp<'_, M::Op>> = searched
@@ -245,6 +280,7 @@ fn check_partition<M: Model>(
         .map(|&i| SearchOp {
             op: &ops[i].1,
             invoke_index: ops[i].0.interval.invoke_index,
+            // A spontaneous step's `Operation` has no return: it may happen until +∞, or never.
             return_index: ops[i].0.interval.return_index,
         })
         .collect();
@@ -252,7 +288,7 @@ fn check_partition<M: Model>(
     let mut verdict = PartitionVerdict {
         key,
         outcome: Outcome::Linearizable,
-        operations: ops.len(),
+        operations: part.ops.len(),
         unknown_reason: None,
         violation: None,
         steps: stats.steps,
@@ -302,5 +338,6 @@ fn check_partition<M: Model>(
     Some(verdict)
 }
 
+mod components;
 #[cfg(test)]
 mod early_stop_tests;

@@ -14,7 +14,7 @@ use crate::check::{check_history_with_options, describe_partitions, CheckOptions
 use crate::format::edn::{Edn, Reader};
 use crate::format::jepsen_edn::to_value;
 use crate::format::{default_model, read_history, with_format_initial, InputFormat};
-use crate::model::{CasRegister, Kv, ModelKind, MultiRegister};
+use crate::model::{CasRegister, Kv, LeaseKv, ModelKind, MultiRegister};
 use crate::report;
 use crate::search::Budget;
 use crate::value::Value;
@@ -31,6 +31,8 @@ pub enum ModelName {
     CasRegister,
     /// Registers changed by transactions of [:read k v] / [:write k v].
     MultiRegister,
+    /// etcd-style store with leases and transactions: get/sget/put/put-lease/delete/cas/txn/lease-*.
+    LeaseKv,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -44,7 +46,8 @@ pub enum OutputFormat {
 pub struct Args {
     /// The history file.
     pub file: PathBuf,
-    /// The sequential model to check against. Default: multi-register if the history has `txn` ops, kv for
+    /// The sequential model to check against. Default: lease-kv if the history has lease ops (`lease-*`,
+    /// `put-lease`) or `sget`, else multi-register if it has `txn` ops, kv for
     /// json, jepsen-log and porcupine-kv input, cas-register for Jepsen EDN.
     #[arg(long, value_enum)]
     pub model: Option<ModelName>,
@@ -118,7 +121,11 @@ fn run_inner(args: &Args, out: &mut dyn Write) -> Result<i32, String> {
         Some(ModelName::MultiRegister) => {
             with_format_initial(format, ModelKind::MultiRegister(MultiRegister::default()))
         }
+        Some(ModelName::LeaseKv) => ModelKind::LeaseKv(LeaseKv),
     };
+    if let (Some(_), ModelKind::LeaseKv(_)) = (&args.initial, &model) {
+        return Err("--initial does not apply to lease-kv: its keys start absent (version 0), as etcd's do".into());
+    }
     if let Some(initial) = &args.initial {
         model = model.with_initial(parse_initial(initial)?);
     }

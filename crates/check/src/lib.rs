@@ -32,7 +32,7 @@ pub use check::{
     CheckOptions, PartitionOps,
 };
 pub use history::{Event, EventKind, History, HistoryError, Interval, Operation};
-pub use model::{CasRegister, Kv, Model, ModelKind, MultiRegister};
+pub use model::{CasRegister, Kv, LeaseKv, Model, ModelKind, MultiRegister};
 pub use search::{Budget, Exhausted};
 pub use value::Value;
 pub use verdict::{OpSummary, Outcome, PartitionVerdict, PlacedOp, Stats, Verdict, Violation};

@@ -11,7 +11,7 @@ pub mod json_lines;
 use std::fmt;
 
 use crate::history::History;
-use crate::model::{CasRegister, Kv, ModelKind, MultiRegister};
+use crate::model::{CasRegister, Kv, LeaseKv, ModelKind, MultiRegister};
 use crate::value::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -87,9 +87,13 @@ pub fn read_history(text: &str, format: InputFormat) -> Result<(History, InputFo
 }
 
 /// The model a history of this format most likely needs, when the user does not name one:
-/// `txn` ops → multi-register; JSON and Porcupine kv → kv (Porcupine's keys start as `""`);
+/// lease ops (`lease-*`, `put-lease`) or `sget` → lease-kv (whatever the format); `txn` ops → multi-register; JSON and Porcupine kv → kv (Porcupine's keys start as `""`);
 /// the etcd log → kv on one unnamed key (`nil` = absent); other EDN → Knossos's cas-register at 0.
 pub fn default_model(format: InputFormat, history: &History) -> ModelKind {
+    let leases = |f: &str| f.starts_with("lease-") || f == "put-lease" || f == "sget";
+    if history.events.iter().any(|e| leases(&e.f)) {
+        return ModelKind::LeaseKv(LeaseKv);
+    }
     let model = if history.events.iter().any(|e| e.f == "txn") {
         ModelKind::MultiRegister(MultiRegister::default())
     } else {

@@ -9,14 +9,18 @@
 //!    (an unknown `cas` swaps if the value matched, else changes nothing);
 //! 2. `State` equality means "no later operation can tell them apart" — the memo relies on it;
 //! 3. `is_unconstrained` only returns `true` for ops that succeed in every state and change nothing;
-//! 4. `is_read_only` only returns `true` for ops that change no state they fit (reads, failed compares).
+//! 4. `is_read_only` only returns `true` for ops that change no state they fit (reads, failed compares);
+//! 5. if `objects` answers, every object an op's `step` reads or changes is among its objects, and every
+//!    spontaneous step touches only objects some op of the history touches (the split relies on it).
 
 mod cas_register;
 mod kv;
+pub mod lease_kv;
 mod multi_register;
 
 pub use cas_register::CasRegister;
 pub use kv::Kv;
+pub use lease_kv::LeaseKv;
 pub use multi_register::MultiRegister;
 
 use std::fmt::Debug;
@@ -41,6 +45,22 @@ pub trait Model: Sync {
     /// `true` if operations on different keys are independent objects, so the history may be split per key
     /// (P-compositionality: the whole is linearizable iff every key is).
     fn partition_by_key(&self) -> bool;
+
+    /// The objects `op` reads or changes, for a model whose ops may span several objects (transactions,
+    /// leases). When it answers `Some` for every op, the history is split into the connected components of
+    /// "two ops share an object" and each component is searched alone; an op touching nothing is searched
+    /// with the others that touch nothing. Objects are compared by name: two objects that happen to share a
+    /// name are merged, which is only slower, never wrong. `None` (the default): `partition_by_key` decides.
+    fn objects(&self, _op: &Self::Op) -> Option<Vec<String>> {
+        None
+    }
+
+    /// Steps the system may take by itself, unasked (a lease expiring by the server's clock), derived from
+    /// the whole history. Each is searched like an operation with an unknown outcome: it may take effect at
+    /// any moment after the invocation its `Operation` names, or never. They are not counted as operations.
+    fn spontaneous(&self, _ops: &[(Operation, Self::Op)]) -> Vec<(Operation, Self::Op)> {
+        Vec::new()
+    }
 
     /// The state after `op` takes effect in `state`, or `None` if its result is impossible in `state`.
     fn step(&self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
@@ -72,6 +92,7 @@ pub enum ModelKind {
     Kv(Kv),
     CasRegister(CasRegister),
     MultiRegister(MultiRegister),
+    LeaseKv(LeaseKv),
 }
 
 impl ModelKind {
@@ -80,15 +101,18 @@ impl ModelKind {
             ModelKind::Kv(m) => m.name(),
             ModelKind::CasRegister(m) => m.name(),
             ModelKind::MultiRegister(m) => m.name(),
+            ModelKind::LeaseKv(m) => m.name(),
         }
     }
 
-    /// The same model with a different initial value (for every key, or every register).
+    /// The same model with a different initial value (for every key, or every register). `lease-kv` has none:
+    /// its keys start absent, as etcd's do, and it is returned unchanged (the command line refuses `--initial`).
     pub fn with_initial(self, initial: Value) -> ModelKind {
         match self {
             ModelKind::Kv(_) => ModelKind::Kv(Kv { initial }),
             ModelKind::CasRegister(_) => ModelKind::CasRegister(CasRegister { initial }),
             ModelKind::MultiRegister(_) => ModelKind::MultiRegister(MultiRegister { initial }),
+            ModelKind::LeaseKv(m) => ModelKind::LeaseKv(m),
         }
     }
 }
