@@ -213,3 +213,15 @@ impl AsyncRuntime for QuorumRuntime {
         TokioRuntime::oneshot()
     }
 }
+
+/// The seed of one named stream of a run (a datacenter's client, a host's clock): the run's seed
+/// mixed with `domain` and `name` (FNV-1a), so streams are independent of each other and of the
+/// order in which they are first used.
+pub fn stream_seed(seed: u64, domain: &str, name: &str) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325_u64 ^ seed;
+    for b in domain.as_bytes().iter().chain(name.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}

@@ -19,6 +19,7 @@
 //! 4. When a client gets an ok for a write, call [`Shared::acknowledged`] with its revision.
 
 pub mod history;
+pub mod holder;
 pub mod invariants;
 pub mod layout;
 pub mod nemesis;
@@ -37,6 +38,7 @@ use openraft::ServerState;
 use quorumlab_quorum::Topology;
 
 use crate::client::{admin, Client, ClientConfig};
+use crate::clock::HostClock;
 use crate::net::Transport;
 use crate::node::{self, NodeConfig, PlantedBug, Timing};
 use crate::runtime;
@@ -102,6 +104,8 @@ pub struct Shared {
     pub observed: Arc<EventQueue>,
     /// The safety properties, checked over `observed` after every step.
     pub invariants: Arc<Mutex<Invariants>>,
+    /// Each host's clock, for code above the KV (see [`crate::clock`]); made on first use.
+    clocks: Arc<Mutex<BTreeMap<String, HostClock>>>,
 }
 
 impl Shared {
@@ -126,6 +130,23 @@ impl Shared {
     pub fn client_of(&self, ids: &[NodeId]) -> Client {
         let cfg = ClientConfig::new(ids.iter().map(|id| self.endpoint(*id)).collect(), Transport::Sim);
         Client::new(cfg).unwrap_or_else(|e| unreachable!("a simulated cluster always has endpoints: {e}"))
+    }
+
+    /// The clock of `host`: its offset (under a second) and rate (within 100 parts per million
+    /// of true time, as a crystal oscillator drifts) are drawn from the seed and the host's name,
+    /// so they do not depend on which host asked first.
+    pub fn clock(&self, host: &str) -> HostClock {
+        let mut clocks = self.clocks.lock().unwrap_or_else(|e| e.into_inner());
+        let (offset, ppm) = self.seeded_clock(host);
+        clocks.entry(host.to_string()).or_insert_with(|| HostClock::sim(offset, ppm)).clone()
+    }
+
+    /// A host's clock offset and rate as the seed draws them.
+    pub fn seeded_clock(&self, host: &str) -> (Duration, i64) {
+        let h = runtime::stream_seed(self.options.seed, "clock/", host);
+        let offset = Duration::from_micros(h % 1_000_000);
+        let drift = ((h >> 32) % 201) as i64 - 100;
+        (offset, crate::clock::PPM + drift)
     }
 
     /// Checks the safety properties over everything observed since the last check.
@@ -268,6 +289,7 @@ impl<'a> SimCluster<'a> {
             .max_message_latency(local.latency() + local.jitter())
             .tcp_capacity(4096)
             .build();
+        let election_max = Duration::from_millis(options.timing.election_timeout_ms_max);
         let shared = Shared {
             options: Arc::new(options),
             trace: Trace::default(),
@@ -275,7 +297,8 @@ impl<'a> SimCluster<'a> {
             dbs: Arc::default(),
             leaders: Arc::default(),
             observed: Arc::default(),
-            invariants: Arc::default(),
+            invariants: Arc::new(Mutex::new(Invariants::new(election_max))),
+            clocks: Arc::default(),
         };
         let mut cluster = SimCluster { sim, shared, hosts: Vec::new() };
         let ids: Vec<NodeId> = cluster.shared.options.nodes.keys().copied().collect();

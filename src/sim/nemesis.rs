@@ -147,6 +147,22 @@ impl Nemesis {
         }
         self.down = want_down;
 
+        // Client clocks: a datacenter's client host runs at its seeded rate scaled by every active clock fault.
+        for (dc, host) in options.client_hosts() {
+            let clock = c.shared.clock(&host);
+            let mut ppm = c.shared.seeded_clock(&host).1;
+            for a in &self.active {
+                if let Fault::ClockRate { dc: d, percent } = &a.fault {
+                    if *d == dc {
+                        ppm = ppm * *percent as i64 / 100;
+                    }
+                }
+            }
+            if clock.rate_ppm() != ppm {
+                clock.set_rate(c.sim.elapsed(), ppm);
+            }
+        }
+
         // Links.
         let paused: BTreeSet<String> = self
             .active

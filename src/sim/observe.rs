@@ -15,8 +15,11 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use crate::store::observe::PayloadDigest;
-use crate::store::{StoreEvent, StoreObserver};
-use crate::types::{LogId, NodeId};
+use std::time::Duration;
+
+use super::trace::sim_now;
+use crate::store::{StoreChange, StoreEvent, StoreObserver};
+use crate::types::{LeaseId, LogId, NodeId};
 
 /// One thing the simulation observed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +38,36 @@ pub enum Observed {
     /// The node's disk was replaced by an empty one.
     Wiped {
         node: NodeId,
+    },
+    /// A lease ended on `node` (its revoke applied), at simulated time `at`. Recorded beside the
+    /// store event, which carries no time.
+    LeaseEnded {
+        node: NodeId,
+        lease: LeaseId,
+        log_id: LogId,
+        expired: bool,
+        ttl: Duration,
+        at: Duration,
+    },
+    /// `node` saved its own committed vote for `term`: it was elected, at simulated time `at`.
+    Elected {
+        term: u64,
+        node: NodeId,
+        at: Duration,
+    },
+    /// A lease holder got an answer to a KeepAlive (or grant) it sent at `sent_at`: it may act as
+    /// the holder until `sent_at + ttl`.
+    LeaseAnswered {
+        lease: LeaseId,
+        sent_at: Duration,
+        ttl: Duration,
+    },
+    /// `holder` learned it won the campaign for `key` at `revision`, holding `lease`.
+    Won {
+        key: String,
+        holder: String,
+        revision: u64,
+        lease: LeaseId,
     },
 }
 
@@ -59,7 +92,25 @@ impl EventQueue {
 
 impl StoreObserver for EventQueue {
     fn record(&self, event: StoreEvent) {
+        let node = event.node;
+        let timed = match &event.change {
+            StoreChange::LeaseEnded { id, log_id, expired, ttl_ms } => Some(Observed::LeaseEnded {
+                node,
+                lease: *id,
+                log_id: *log_id,
+                expired: *expired,
+                ttl: Duration::from_millis(*ttl_ms),
+                at: sim_now(),
+            }),
+            StoreChange::VoteSaved { term, voted_for, committed: true } if *voted_for == node => {
+                Some(Observed::Elected { term: *term, node, at: sim_now() })
+            }
+            _ => None,
+        };
         self.push(Observed::Store(event));
+        if let Some(t) = timed {
+            self.push(t);
+        }
     }
 }
 

@@ -119,6 +119,9 @@ pub struct RunRecord {
     pub trace: Vec<String>,
     #[serde(skip)]
     pub history: Option<quorumlab_check::History>,
+    /// What every lease holder did, in order.
+    #[serde(skip)]
+    pub holder_log: Vec<super::workload::HolderEvent>,
 }
 
 impl RunRecord {
@@ -212,6 +215,7 @@ pub fn run(config: &RunConfig) -> RunRecord {
         highest_term: shared.metrics().values().map(|m| m.current_term).max().unwrap_or(0),
         trace: shared.trace.lines(),
         history: Some(history),
+        holder_log: control.holder_log.lock().map(|l| l.clone()).unwrap_or_default(),
     }
 }
 

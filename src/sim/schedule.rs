@@ -50,6 +50,10 @@ pub enum Fault {
     /// Links between two datacenters flap: each tick a working link breaks with probability `percent`/100 and
     /// loses what is in flight; a broken one comes back the next tick.
     Loss { a: String, b: String, percent: u8 },
+    /// The clocks of a datacenter's client hosts (where lease holders run) run at `percent` of true
+    /// speed: below 100 they run slow, so a holder believes its lease lasts longer than the leader
+    /// does. Raft's timers are not touched (see [`crate::clock`]).
+    ClockRate { dc: String, percent: u64 },
 }
 
 impl Fault {
@@ -66,7 +70,7 @@ impl Fault {
             Fault::Crash { target } | Fault::PowerLoss { target } => {
                 node(target).map(|node| FaultShape::CrashNode { node })
             }
-            Fault::Pause { .. } | Fault::LatencySpike { .. } | Fault::Loss { .. } => None,
+            Fault::Pause { .. } | Fault::LatencySpike { .. } | Fault::Loss { .. } | Fault::ClockRate { .. } => None,
         }
     }
 
@@ -91,6 +95,7 @@ impl Fault {
             Fault::Pause { target: t } => format!("pause {}", target(t)),
             Fault::LatencySpike { a, b, extra_ms } => format!("latency +{extra_ms} ms {a}–{b}"),
             Fault::Loss { a, b, percent } => format!("loss {percent}% {a}–{b}"),
+            Fault::ClockRate { dc, percent } => format!("{dc}'s clocks at {percent}% speed"),
         }
     }
 
@@ -132,6 +137,7 @@ impl Fault {
             Fault::Pause { target: t } => format!("pause:{}", target(t)),
             Fault::LatencySpike { a, b, extra_ms } => format!("latency:{a}:{b}:{extra_ms}"),
             Fault::Loss { a, b, percent } => format!("loss:{a}:{b}:{percent}"),
+            Fault::ClockRate { dc, percent } => format!("clock:{dc}:{percent}"),
         }
     }
 
@@ -171,6 +177,11 @@ impl Fault {
                 let (a, b) = link(a, b)?;
                 Ok(Fault::LatencySpike { a, b, extra_ms: amount(ms)? })
             }
+            ["clock", dc, percent] => match (topology.datacenter(dc), amount(percent)?) {
+                (None, _) => Err(bad(format!("no datacenter {dc:?} in {}", topology.name()))),
+                (Some(_), 0) | (Some(_), 1001..) => Err(bad("a clock runs at 1 to 1000 percent of true speed".into())),
+                (Some(d), p) => Ok(Fault::ClockRate { dc: d.name.clone(), percent: p }),
+            },
             ["loss", a, b, percent] => {
                 let (a, b) = link(a, b)?;
                 match amount(percent)? {
@@ -202,7 +213,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// What [`Fault::parse`] accepts.
 pub const SPEC_HELP: &str = "faults are isolate:DC|HOST|leader|leader-dc, lose:DC, cut:DC:DC, drop:DC:DC, \
 drop:HOST:HOST, ring, bridge, crash:HOST|leader|follower, power-loss:HOST|leader|follower, \
-pause:HOST|leader|follower, latency:DC:DC:MS, loss:DC:DC:PERCENT";
+pause:HOST|leader|follower, latency:DC:DC:MS, loss:DC:DC:PERCENT, clock:DC:PERCENT (client clocks' speed)";
 
 /// The node a target names, given the leader when the fault starts.
 pub fn resolve(topology: &Topology, target: &Target, leader: Option<NodeId>) -> Option<NodeId> {

@@ -18,10 +18,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::history::{Recorder, RecordingClient};
+use super::holder::{hold, HolderOptions};
 use super::trace::sim_now;
 use super::Shared;
 use crate::client::{Client, ClientConfig};
 use crate::net::Transport;
+use crate::runtime;
+use crate::types::LeaseId;
 
 /// How the clients load the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,11 +35,19 @@ pub struct WorkloadOptions {
     pub think: Duration,
     /// A client's deadline for one operation, retries included: after it, a write is "outcome unknown".
     pub op_timeout: Duration,
+    /// Lease holders campaigning for a leader key beside the key-value clients (see
+    /// [`super::holder`]); `None` runs the key-value load alone.
+    pub holders: Option<HolderOptions>,
 }
 
 impl Default for WorkloadOptions {
     fn default() -> Self {
-        WorkloadOptions { keys: 4, think: Duration::from_millis(40), op_timeout: Duration::from_millis(1_500) }
+        WorkloadOptions {
+            keys: 4,
+            think: Duration::from_millis(40),
+            op_timeout: Duration::from_millis(1_500),
+            holders: Some(HolderOptions::default()),
+        }
     }
 }
 
@@ -48,6 +59,34 @@ pub struct Control {
     pub fresh_writes: Mutex<BTreeMap<String, Result<Duration, String>>>,
     /// Set by the setup client: why the cluster could not be set up.
     pub setup_error: Mutex<Option<String>>,
+    /// What each lease holder did and when (simulated time), in order.
+    pub holder_log: Mutex<Vec<HolderEvent>>,
+}
+
+/// One step of a lease holder's life, for tests and the trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HolderEvent {
+    pub at: Duration,
+    pub dc: String,
+    pub lease: LeaseId,
+    pub what: HolderStep,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HolderStep {
+    Granted,
+    /// Won the leader key at this revision (its create revision: the fencing token).
+    Won {
+        revision: u64,
+    },
+    /// A KeepAlive was answered.
+    Renewed,
+    /// A KeepAlive got no answer; the safe deadline had not passed yet.
+    RenewalUnanswered,
+    /// The holder's own clock passed its safe deadline without a renewal: it stops holding.
+    DeadlinePassed,
+    /// The cluster answered that the lease is gone (revoked or expired).
+    LeaseGone,
 }
 
 /// The phases of a run.
@@ -73,8 +112,28 @@ impl Control {
     }
 }
 
-/// One client datacenter's client: `setup` is true for the one that initializes the cluster.
+/// One client datacenter's client host: the key-value client and, if asked, a lease holder.
+/// `setup` is true for the one that initializes the cluster.
 pub async fn client(
+    shared: Shared,
+    rec: Recorder,
+    control: Arc<Control>,
+    dc: String,
+    options: WorkloadOptions,
+    setup: bool,
+) -> Result<(), String> {
+    let Some(holder_options) = options.holders.clone() else {
+        return kv_client(shared, rec, control, dc, options, setup).await;
+    };
+    let host = shared.options.client_hosts().get(&dc).cloned().unwrap_or_else(|| format!("{dc}-client"));
+    let holder =
+        hold(shared.clone(), rec.clone(), control.clone(), dc.clone(), host, holder_options, options.op_timeout);
+    let (kv, held) = tokio::join!(kv_client(shared, rec, control, dc, options, setup), holder);
+    kv.and(held)
+}
+
+/// The key-value client of one client datacenter.
+async fn kv_client(
     shared: Shared,
     rec: Recorder,
     control: Arc<Control>,
@@ -92,7 +151,7 @@ pub async fn client(
     while control.phase() == Phase::Setup {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(shared.options.seed, &dc));
+    let mut rng = ChaCha8Rng::seed_from_u64(runtime::stream_seed(shared.options.seed, "workload/", &dc));
     let mut session = new_session(&shared, &rec, &options, &dc);
     let keys: Vec<String> = (0..options.keys).map(|k| format!("k{k}")).collect();
     let mut last_seen: BTreeMap<String, Option<String>> = BTreeMap::new();
@@ -161,20 +220,10 @@ async fn set_up(shared: &Shared) -> Result<(), String> {
 /// The liveness phase's write: retried for up to 30 election timeouts.
 async fn fresh_write(shared: &Shared, rec: &Recorder, dc: &str) -> Result<Duration, String> {
     let deadline = Duration::from_millis(30 * shared.options.timing.election_timeout_ms_max);
-    let options = WorkloadOptions { op_timeout: deadline, ..WorkloadOptions::default() };
+    let options = WorkloadOptions { op_timeout: deadline, holders: None, ..WorkloadOptions::default() };
     let mut session = new_session(shared, rec, &options, dc);
     match session.put(&format!("fresh-{dc}"), &format!("{dc}-fresh")).await {
         Ok(_) => Ok(sim_now()),
         Err(e) => Err(e.to_string()),
     }
-}
-
-/// The seed of one datacenter's client stream: the run's seed mixed with the datacenter's name (FNV-1a).
-fn stream_seed(seed: u64, dc: &str) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325_u64 ^ seed;
-    for b in b"workload/".iter().chain(dc.as_bytes()) {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }

@@ -349,7 +349,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 });
                 if let EntryPayload::Normal(Request { op: Op::LeaseRevoke { id, expired }, .. }) = &entry.payload {
                     if response.succeeded {
-                        observed.push(StoreChange::LeaseEnded { id: *id, revision: index, expired: *expired });
+                        let (id, expired, ttl_ms) = (*id, *expired, response.ttl_ms);
+                        observed.push(StoreChange::LeaseEnded { id, log_id: entry.log_id, expired, ttl_ms });
                     }
                 }
             }

@@ -13,18 +13,24 @@
 //!    they are checked in order with the store events around them.
 
 pub mod availability;
+pub mod campaign;
 pub mod durability;
 pub mod election_safety;
 pub mod leader_completeness;
+pub mod lease_expiry;
+pub mod lease_takeover;
 pub mod linearizable;
 pub mod log_matching;
 pub mod state_machine_safety;
 
 use std::collections::BTreeMap;
 
+use campaign::{CampaignViolation, Campaigns};
 use durability::DurabilityViolation;
 use election_safety::{ElectionSafetyViolation, LeadersByTerm};
 use leader_completeness::LeaderCompletenessViolation;
+use lease_expiry::{LeaseExpiry, LeaseExpiryViolation};
+use lease_takeover::{LeaseTakeover, LeaseTakeoverViolation};
 use log_matching::{LogMatching, LogMatchingViolation};
 use state_machine_safety::{AppliedEntry, StateMachineSafety, StateMachineSafetyViolation};
 
@@ -45,6 +51,12 @@ pub enum Violation {
     StateMachineSafety(#[from] StateMachineSafetyViolation),
     #[error(transparent)]
     Durability(#[from] DurabilityViolation),
+    #[error(transparent)]
+    LeaseExpiry(#[from] LeaseExpiryViolation),
+    #[error(transparent)]
+    LeaseTakeover(#[from] LeaseTakeoverViolation),
+    #[error(transparent)]
+    Campaign(#[from] CampaignViolation),
 }
 
 /// Every safety property, checked incrementally over the observations of a run.
@@ -56,6 +68,9 @@ pub struct Invariants {
     log_matching: LogMatching,
     state_machine: StateMachineSafety,
     durability: durability::Durability,
+    lease_expiry: LeaseExpiry,
+    lease_takeover: LeaseTakeover,
+    campaigns: Campaigns,
     /// The first violation found; checking stops there.
     violation: Option<Violation>,
     /// Observations checked so far.
@@ -65,6 +80,14 @@ pub struct Invariants {
 }
 
 impl Invariants {
+    /// Invariants for a cluster whose maximum election timeout is `election_max` (what a new
+    /// leader adds to every lease it takes over).
+    pub fn new(election_max: std::time::Duration) -> Self {
+        let mut invariants = Invariants::default();
+        invariants.lease_takeover.extension = election_max;
+        invariants
+    }
+
     /// Checks every observation queued since the last call. Once a violation is found it is
     /// returned by every later call.
     pub fn check(&mut self, queue: &EventQueue) -> Result<(), Violation> {
@@ -122,6 +145,24 @@ impl Invariants {
                 self.nodes.entry(node).or_default().wiped = true;
                 Ok(())
             }
+            Observed::LeaseEnded { node, lease, log_id, expired, ttl, at } => {
+                self.campaigns.on_lease_ended(lease, log_id.index)?;
+                if expired {
+                    self.lease_expiry.on_expired(lease, node, log_id.index, at)?;
+                    self.lease_takeover.on_expired(lease, ttl, log_id.leader_id.term, at)?;
+                }
+                Ok(())
+            }
+            Observed::Elected { term, at, .. } => {
+                self.lease_takeover.on_elected(term, at);
+                Ok(())
+            }
+            Observed::LeaseAnswered { lease, sent_at, ttl } => {
+                Ok(self.lease_expiry.on_answered(lease, sent_at, ttl)?)
+            }
+            Observed::Won { key, holder, revision, lease } => {
+                Ok(self.campaigns.on_won(&key, &holder, revision, lease)?)
+            }
         }
     }
 
@@ -152,6 +193,13 @@ impl Invariants {
                 }
             }
             StoreChange::Appended { entries } => {
+                let mut term = None;
+                for (id, _) in &entries {
+                    if term != Some(id.leader_id.term) {
+                        term = Some(id.leader_id.term);
+                        self.lease_takeover.on_appended(id.leader_id.term, id.index);
+                    }
+                }
                 self.log_matching.on_append(node, &self.nodes, &entries)?;
                 self.nodes.entry(node).or_default().append(&entries);
             }
@@ -180,7 +228,7 @@ impl Invariants {
                     log.purge(last);
                 }
             }
-            // Checked by the lease invariants, which need the time it happened (see `sim::leases`).
+            // Checked from `Observed::LeaseEnded`, which the queue records beside it with its time.
             StoreChange::LeaseEnded { .. } => {}
             StoreChange::Flushed => {
                 log.durable_vote = log.vote;
