@@ -4,8 +4,8 @@ mod cluster;
 mod kv;
 mod lease;
 mod node;
-mod txn;
 mod suite;
+mod txn;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -111,8 +111,8 @@ pub fn parse_op(text: &str) -> Result<TxnOp, String> {
     let rest: Vec<&str> = it.collect();
     let key = |n: usize| -> Result<Vec<u8>, String> {
         match rest.first() {
-            Some(k) if !k.is_empty() && rest.len() == n => Ok(k.as_bytes().to_vec()),
-            Some(k) if k.is_empty() => Err(format!("empty key in {text:?}; {ALLOWED}")),
+            Some(&"") => Err(format!("empty key in {text:?}; {ALLOWED}")),
+            Some(k) if rest.len() == n => Ok(k.as_bytes().to_vec()),
             _ => Err(format!("{verb:?} takes {} in {text:?}; {ALLOWED}", if n == 1 { "one key" } else { "KEY VALUE" })),
         }
     };
@@ -144,10 +144,8 @@ pub fn parse_op(text: &str) -> Result<TxnOp, String> {
                 i += 1;
             }
             match plain[..] {
-                [k, v] if !k.is_empty() => {
-                    Ok(TxnOp::Put { key: k.as_bytes().to_vec(), value: v.as_bytes().to_vec(), lease })
-                }
-                [k, _] if k.is_empty() => Err(format!("empty key in {text:?}; {ALLOWED}")),
+                ["", _] => Err(format!("empty key in {text:?}; {ALLOWED}")),
+                [k, v] => Ok(TxnOp::Put { key: k.as_bytes().to_vec(), value: v.as_bytes().to_vec(), lease }),
                 _ => Err(format!("\"put\" takes KEY VALUE [--lease ID] in {text:?}; quote a value with spaces")),
             }
         }
