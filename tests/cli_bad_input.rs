@@ -106,3 +106,71 @@ fn suite_replays_one_run_from_its_command_and_exits_zero_when_it_passes() {
     assert!(out.contains("ok   etcd-3: isolate the leader @0.0s for 8.0s [seed 3]"), "{out}");
     assert!(out.contains("1 runs, 1 passed, 0 failed"), "{out}");
 }
+
+#[test]
+fn a_malformed_txn_names_the_flag_the_text_and_what_is_allowed() {
+    for (flag, text, says) in [
+        ("--if", "create(leader) ~ 0", "use =, !=, < or >"),
+        ("--if", "owner(k) = 1", "use value, version, create, mod or lease"),
+        ("--if", "version(k) > many", "whole number"),
+        ("--if", "leader = 0", "TARGET(KEY) OP OPERAND"),
+        ("--then", "set k v", "'put KEY VALUE [--lease ID]', 'del KEY' or 'get KEY'"),
+        ("--else", "put k v --lease x", "whole number ≥ 1"),
+    ] {
+        let o = run(&["kv", "txn", flag, text, "--endpoints", "127.0.0.1:1"]);
+        assert_eq!(o.status.code(), Some(2), "{flag} {text:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains(flag) && e.contains(text) && e.contains(says), "{flag} {text:?} should say {says:?}: {e}");
+        assert_no_panic(&o);
+    }
+}
+
+#[test]
+fn a_txn_with_too_many_operations_is_refused_before_it_is_sent() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ep = format!("127.0.0.1:{port}");
+    let ops: Vec<String> = (0..=quorumlab::types::MAX_TXN_OPS).map(|i| format!("put k{i} v")).collect();
+    let mut args = vec!["kv", "txn", "--endpoints", &ep];
+    for op in &ops {
+        args.extend(["--then", op.as_str()]);
+    }
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("at most 128") && stderr(&o).contains("129"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not applied"), "{}", stderr(&o));
+    assert_no_panic(&o);
+}
+
+#[test]
+fn bad_lease_arguments_say_what_is_allowed() {
+    for (args, says) in [
+        (vec!["lease", "grant", "5 parsecs"], "use ms, s or m"),
+        (vec!["lease", "grant", "soon"], "like 5s, 1500ms or 2m"),
+        (vec!["lease", "revoke", "0"], "whole number ≥ 1"),
+        (vec!["lease", "ttl", "abc"], "whole number ≥ 1"),
+        (vec!["lease", "keep-alive", "7", "--every", "1x"], "use ms, s or m"),
+        (vec!["lease", "keep-alive", "7", "--for", "1s"], "--every"),
+        (vec!["lease", "keep-alive", "7", "--once", "--every", "1s"], "cannot be used with"),
+        (vec!["kv", "put", "k", "v", "--lease", "0"], "--lease"),
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?} should say {says:?}: {}", stderr(&o));
+        assert_no_panic(&o);
+    }
+}
+
+#[test]
+fn a_keep_alive_nobody_answers_is_unknown_not_failed() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ep = format!("127.0.0.1:{port}");
+    let o = run(&["lease", "keep-alive", "7", "--endpoints", &ep, "--timeout", "500ms"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("outcome unknown") && e.contains("may still be live until its TTL from the last answered send"),
+        "{e}"
+    );
+    assert!(e.contains(&ep), "the error names the endpoint: {e}");
+    assert_no_panic(&o);
+}

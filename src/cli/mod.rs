@@ -2,8 +2,10 @@
 
 mod cluster;
 mod kv;
+mod lease;
 mod node;
 mod suite;
+mod txn;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -28,6 +30,9 @@ enum Command {
     /// Read and write keys (linearizable reads; exactly-once writes).
     #[command(subcommand)]
     Kv(kv::KvCommand),
+    /// Grant, renew, revoke and inspect leases (keys attached to a lease die with it).
+    #[command(subcommand)]
+    Lease(lease::LeaseCommand),
     /// Check a history for linearizability.
     Check(quorumlab_check::cli::Args),
     /// Quorum math over datacenter topologies.
@@ -59,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Node(args) => with_runtime(node::run(args)),
         Command::Cluster(cmd) => with_runtime(cluster::run(cmd)),
         Command::Kv(cmd) => with_runtime(kv::run(cmd)),
+        Command::Lease(cmd) => with_runtime(lease::run(cmd)),
         Command::Suite(args) => suite::run(args),
     };
     ExitCode::from(code)
