@@ -234,3 +234,30 @@ fn hazard_elections_faster_than_the_ttl_keep_an_unrenewed_lease_alive_forever() 
         c.sim.elapsed() - granted_at
     );
 }
+
+/// The clock seam as a fault: with the holder's datacenter cut off, its holder renews nothing and steps down when its
+/// own clock says the TTL (minus its margin) has passed since its last answered renewal. With that datacenter's
+/// clocks at a quarter speed, the same wait takes four times as long in true time: a slow clock makes a holder believe in a
+/// lease the leader has already expired, which is what fencing (issue 11) must survive.
+#[test]
+fn a_slow_client_clock_makes_a_cut_off_holder_step_down_late() {
+    quorumlab::sim::trace::init_tracing();
+    let belief = |schedule: &str| -> Option<Duration> {
+        let record = run(&config("etcd-2-2-1", schedule, 3, None));
+        assert!(record.passed(), "{schedule}:\n  {}\n  replay: {}", record.failures().join("\n  "), record.replay);
+        let mine: Vec<_> = record.holder_log.iter().filter(|e| e.dc == "dc1").collect();
+        let passed = mine.iter().position(|e| e.what == HolderStep::DeadlinePassed)?;
+        let renewed =
+            mine[..passed].iter().rev().find(|e| matches!(e.what, HolderStep::Renewed | HolderStep::Granted))?;
+        Some(mine[passed].at - renewed.at)
+    };
+    let normal = belief("isolate:dc1@0ms+20s").expect("the cut-off holder steps down");
+    let slow = belief("isolate:dc1@0ms+20s;clock:dc1:25@0ms+20s").expect("the slow holder steps down too");
+    println!(
+        "a cut-off holder stepped down {normal:?} after its last answered renewal; with its clock at 25%, {slow:?}"
+    );
+    // The holder looks at its clock once per renewal attempt (about 2 s apart while cut off), so each figure is late
+    // by up to that much; the last renewal may come up to 1 s before the clock slows; the rest of the 3 s TTL then
+    // takes four times as long.
+    assert!(slow > normal + Duration::from_secs(3), "quarter-speed clock: {slow:?} vs {normal:?}");
+}

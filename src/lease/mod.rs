@@ -144,11 +144,22 @@ impl LeaderLeases {
         }
     }
 
-    /// What remains of a lease's TTL, and its granted TTL.
-    pub fn remaining(&self, id: LeaseId, now: Instant) -> Result<(Duration, Duration), LeaseRefusal> {
-        let active = self.active.as_ref().ok_or(LeaseRefusal::NotReady)?;
-        match active.deadlines.get(&id) {
-            Some((Deadline::At(at), ttl)) if *at > now => Ok((*at - now, *ttl)),
+    /// What remains of a lease's TTL, and its granted TTL. `live` is the lease's record in the
+    /// state machine: a lease granted since the last [`LeaderLeases::sync`] starts its TTL now.
+    pub fn remaining(
+        &mut self,
+        id: LeaseId,
+        now: Instant,
+        live: Option<&LeaseRecord>,
+    ) -> Result<(Duration, Duration), LeaseRefusal> {
+        let active = self.active.as_mut().ok_or(LeaseRefusal::NotReady)?;
+        let Some(lease) = live else {
+            active.deadlines.remove(&id);
+            return Err(LeaseRefusal::NotFound);
+        };
+        let ttl = Duration::from_millis(lease.ttl_ms);
+        match active.deadlines.entry(id).or_insert((Deadline::At(now + ttl), ttl)) {
+            (Deadline::At(at), ttl) if *at > now => Ok((*at - now, *ttl)),
             _ => Err(LeaseRefusal::NotFound),
         }
     }
@@ -192,7 +203,11 @@ mod tests {
             Err(LeaseRefusal::NotReady)
         );
         leases.promote(2, t0, &live(&[(5, 3000)]), TakeOver::Reset { extension: EXT });
-        assert_eq!(leases.remaining(5, t0), Ok((Duration::from_millis(5000), Duration::from_millis(3000))));
+        let record = LeaseRecord { ttl_ms: 3000, remaining_ms: 0 };
+        assert_eq!(
+            leases.remaining(5, t0, Some(&record)),
+            Ok((Duration::from_millis(5000), Duration::from_millis(3000)))
+        );
         assert!(leases.due(t0 + Duration::from_millis(4999)).is_empty());
         assert_eq!(leases.due(t0 + Duration::from_millis(5000)), vec![5]);
         let record = LeaseRecord { ttl_ms: 3000, remaining_ms: 0 };
@@ -220,7 +235,7 @@ mod tests {
         let mut table = live(&[(5, 60_000)]);
         table.get_mut(&5).expect("lease").remaining_ms = 1000;
         leases.promote(3, t0, &table, TakeOver::Reset { extension: EXT });
-        assert_eq!(leases.remaining(5, t0).map(|r| r.0), Ok(Duration::from_millis(3000)));
+        assert_eq!(leases.remaining(5, t0, table.get(&5)).map(|r| r.0), Ok(Duration::from_millis(3000)));
     }
 
     #[test]
@@ -229,11 +244,19 @@ mod tests {
         let mut leases = LeaderLeases::default();
         leases.promote(2, t0, &live(&[(5, 3000)]), TakeOver::Reset { extension: EXT });
         let t1 = t0 + Duration::from_millis(100);
-        leases.sync(t1, &live(&[(7, 4000)]));
-        assert_eq!(leases.remaining(5, t1), Err(LeaseRefusal::NotFound));
-        assert_eq!(leases.remaining(7, t1).map(|r| r.0), Ok(Duration::from_millis(4000)));
+        let now_live = live(&[(7, 4000)]);
+        leases.sync(t1, &now_live);
+        assert_eq!(leases.remaining(5, t1, None), Err(LeaseRefusal::NotFound));
+        assert_eq!(leases.remaining(7, t1, now_live.get(&7)).map(|r| r.0), Ok(Duration::from_millis(4000)));
+        let granted_since = live(&[(9, 3000)]);
+        let t2 = t1 + Duration::from_millis(10);
+        assert_eq!(
+            leases.remaining(9, t2, granted_since.get(&9)).map(|r| r.0),
+            Ok(Duration::from_millis(3000)),
+            "a lease granted since the last sync starts its TTL at the first question"
+        );
         leases.demote();
-        assert_eq!(leases.remaining(7, t1), Err(LeaseRefusal::NotReady));
+        assert_eq!(leases.remaining(7, t1, now_live.get(&7)), Err(LeaseRefusal::NotReady));
     }
 
     #[test]
@@ -243,6 +266,7 @@ mod tests {
         leases.observe(t0, &live(&[(5, 3000)]));
         let later = t0 + Duration::from_millis(2500);
         leases.promote(4, later, &live(&[(5, 3000)]), TakeOver::KeepOldExpiry);
-        assert_eq!(leases.remaining(5, later).map(|r| r.0), Ok(Duration::from_millis(500)));
+        let record = LeaseRecord { ttl_ms: 3000, remaining_ms: 0 };
+        assert_eq!(leases.remaining(5, later, Some(&record)).map(|r| r.0), Ok(Duration::from_millis(500)));
     }
 }

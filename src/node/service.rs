@@ -290,14 +290,12 @@ impl pb::kv_service_server::KvService for Services {
         self.deadline("the time-to-live call", async {
             self.confirm_leadership().await?;
             let now = tokio::time::Instant::now();
-            if self.reader.lease(r.id).is_none() {
-                return Err(Self::lease_refused(r.id, LeaseRefusal::NotFound));
-            }
+            let record = self.reader.lease(r.id);
             let (remaining, granted) = self
                 .leases
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remaining(r.id, now)
+                .remaining(r.id, now, record.as_ref())
                 .map_err(|refusal| Self::lease_refused(r.id, refusal))?;
             let keys = if r.keys {
                 self.reader.lease_keys(r.id).map_err(|e| Status::internal(e.to_string()))?

@@ -402,6 +402,18 @@ mod tests {
         assert!(Fault::parse("latency:dc1:dc9:50", &t).unwrap_err().contains("no datacenter \"dc9\""));
         assert!(Fault::parse("explode", &t).unwrap_err().contains("expected lose:DC"));
         assert!(Fault::parse("cut:dc1:dc1", &t).is_err());
+        assert!(Fault::parse("clock:dc1:0", &t).unwrap_err().contains("1 to 1000 percent"));
+        assert!(Fault::parse("clock:dc9:50", &t).unwrap_err().contains("no datacenter \"dc9\""));
+    }
+
+    #[test]
+    fn a_clock_fault_reads_back_and_names_its_datacenter() {
+        let t = quorumlab_quorum::shipped::load("etcd-2-2-1").expect("shipped");
+        let slow = Fault::parse("clock:dc1:50", &t).expect("parses");
+        assert_eq!(slow, Fault::ClockRate { dc: "dc1".into(), percent: 50 });
+        assert_eq!(Fault::parse(&slow.spec(&t), &t), Ok(slow.clone()));
+        assert_eq!(slow.label(&t), "dc1's clocks at 50% speed");
+        assert_eq!(slow.shape(&t, Some(1)), None, "client clocks change nothing the oracle models");
     }
 
     #[test]
