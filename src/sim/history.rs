@@ -138,17 +138,29 @@ fn s(v: &str) -> Value {
 
 impl RecordingClient {
     fn finish_write(&mut self, f: &str, key: &str, r: &Result<Response, WriteError>, ok: impl Fn(&Response) -> Value) {
+        self.finish(f, Some(key), r, ok)
+    }
+
+    /// Records a write's outcome: `ok` with its value, `fail` (certainly not applied), or `info` (unknown; the
+    /// process is retired and the client continues as a new one).
+    fn finish(
+        &mut self,
+        f: &str,
+        key: Option<&str>,
+        r: &Result<Response, WriteError>,
+        ok: impl Fn(&Response) -> Value,
+    ) {
         match r {
             Ok(resp) => {
                 if let Some(hook) = &self.rec.on_ack {
                     let (client_id, seq) = self.client.last_write();
                     hook(resp.revision, client_id, seq);
                 }
-                self.rec.push(self.process, EventKind::Ok, f, key, ok(resp))
+                self.rec.push_event(self.process, EventKind::Ok, f, key, ok(resp))
             }
-            Err(WriteError::Failed(_)) => self.rec.push(self.process, EventKind::Fail, f, key, Value::Nil),
+            Err(WriteError::Failed(_)) => self.rec.push_event(self.process, EventKind::Fail, f, key, Value::Nil),
             Err(WriteError::Unknown(_)) => {
-                self.rec.push(self.process, EventKind::Info, f, key, Value::Nil);
+                self.rec.push_event(self.process, EventKind::Info, f, key, Value::Nil);
                 self.process = self.rec.new_process(self.tag.as_deref());
             }
         }
@@ -178,29 +190,12 @@ impl RecordingClient {
         r
     }
 
-    fn finish_unkeyed(&mut self, f: &str, r: &Result<Response, WriteError>, ok: impl Fn(&Response) -> Value) {
-        match r {
-            Ok(resp) => {
-                if let Some(hook) = &self.rec.on_ack {
-                    let (client_id, seq) = self.client.last_write();
-                    hook(resp.revision, client_id, seq);
-                }
-                self.rec.push_event(self.process, EventKind::Ok, f, None, ok(resp))
-            }
-            Err(WriteError::Failed(_)) => self.rec.push_event(self.process, EventKind::Fail, f, None, Value::Nil),
-            Err(WriteError::Unknown(_)) => {
-                self.rec.push_event(self.process, EventKind::Info, f, None, Value::Nil);
-                self.process = self.rec.new_process(self.tag.as_deref());
-            }
-        }
-    }
-
     /// Grants a lease; the ok value is its id.
     pub async fn lease_grant(&mut self, ttl: std::time::Duration) -> Result<Response, WriteError> {
         let input = Value::Int(ttl.as_millis() as i64);
         self.rec.push_event(self.process, EventKind::Invoke, "lease-grant", None, input);
         let r = self.client.lease_grant(ttl).await;
-        self.finish_unkeyed("lease-grant", &r, |resp| Value::Int(resp.lease as i64));
+        self.finish("lease-grant", None, &r, |resp| Value::Int(resp.lease as i64));
         r
     }
 
@@ -222,7 +217,7 @@ impl RecordingClient {
     pub async fn lease_revoke(&mut self, id: LeaseId) -> Result<Response, WriteError> {
         self.rec.push_event(self.process, EventKind::Invoke, "lease-revoke", None, Value::Int(id as i64));
         let r = self.client.lease_revoke(id).await;
-        self.finish_unkeyed("lease-revoke", &r, |_| Value::Nil);
+        self.finish("lease-revoke", None, &r, |_| Value::Nil);
         r
     }
 
@@ -255,7 +250,7 @@ impl RecordingClient {
         ]);
         self.rec.push_event(self.process, EventKind::Invoke, "txn", None, input);
         let r = self.client.txn(txn).await;
-        self.finish_unkeyed("txn", &r, |resp| {
+        self.finish("txn", None, &r, |resp| {
             let reads = resp
                 .results
                 .iter()
