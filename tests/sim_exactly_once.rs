@@ -94,7 +94,49 @@ fn malformed_requests(seed: u64) {
         assert!(e.message().contains("vote"), "{e}");
         // The cluster is unharmed.
         kv.put(put("k", "v", 1, 1)).await.map_err(|e| e.to_string())?;
+        malformed_lease_and_txn_requests(&mut kv).await;
         Ok(())
     });
     c.run().unwrap();
+}
+
+/// Every refusal names what is wrong, and nothing is applied: `k` keeps the value the caller wrote before.
+async fn malformed_lease_and_txn_requests(kv: &mut KvServiceClient<tonic::transport::Channel>) {
+    use tonic::Code::{InvalidArgument, NotFound};
+    let refused = |r: Result<tonic::Response<_>, tonic::Status>, code: tonic::Code, says: &str| {
+        let e = r.map(|_: tonic::Response<()>| ()).unwrap_err();
+        assert_eq!(e.code(), code, "{e}");
+        assert!(e.message().contains(says), "{:?} does not say {says:?}", e.message());
+    };
+    let unit = |r: Result<tonic::Response<pb::LeaseGrantResponse>, tonic::Status>| r.map(|r| r.map(|_| ()));
+    let grant = |ttl_ms| pb::LeaseGrantRequest { ttl_ms, client_id: 2, seq: 1 };
+    refused(unit(kv.lease_grant(grant(100)).await), InvalidArgument, "below the minimum 3000 ms");
+    refused(unit(kv.lease_grant(grant(0)).await), InvalidArgument, "outside 1..=");
+    let put_on = |lease| pb::PutRequest { key: "k".into(), value: "leased".into(), client_id: 3, seq: 1, lease };
+    refused(kv.put(put_on(999)).await.map(|r| r.map(|_| ())), NotFound, "lease 999 not found");
+    let keep = kv.lease_keep_alive(pb::LeaseKeepAliveRequest { id: 999 }).await.map(|r| r.map(|_| ()));
+    refused(keep, NotFound, "lease 999 not found");
+    let keep = kv.lease_keep_alive(pb::LeaseKeepAliveRequest { id: 0 }).await.map(|r| r.map(|_| ()));
+    refused(keep, InvalidArgument, "no lease");
+
+    let put_op = |key: &str| pb::RequestOp {
+        op: Some(pb::request_op::Op::Put(pb::PutOp { key: key.into(), value: "t".into(), lease: 0 })),
+    };
+    let txn = |compares, success| pb::TxnRequest { compares, success, failure: vec![], client_id: 4, seq: 1 };
+    let too_many: Vec<pb::RequestOp> = (0..129).map(|i| put_op(&format!("t{i}"))).collect();
+    refused(kv.txn(txn(vec![], too_many)).await.map(|r| r.map(|_| ())), InvalidArgument, "at most 128");
+    let no_target = pb::Compare { key: "k".into(), op: 0, target: None };
+    refused(kv.txn(txn(vec![no_target], vec![put_op("k")])).await.map(|r| r.map(|_| ())), InvalidArgument, "no target");
+    let bad_op = pb::Compare { key: "k".into(), op: 42, target: Some(pb::compare::Target::Version(1)) };
+    refused(kv.txn(txn(vec![bad_op], vec![put_op("k")])).await.map(|r| r.map(|_| ())), InvalidArgument, "operator 42");
+    refused(kv.txn(txn(vec![], vec![put_op("k"), put_op("k")])).await.map(|r| r.map(|_| ())), InvalidArgument, "twice");
+    let leased = pb::RequestOp {
+        op: Some(pb::request_op::Op::Put(pb::PutOp { key: "k".into(), value: "x".into(), lease: 999 })),
+    };
+    refused(kv.txn(txn(vec![], vec![put_op("t0"), leased])).await.map(|r| r.map(|_| ())), NotFound, "lease 999");
+
+    let got = kv.get(pb::GetRequest { key: "k".into(), serializable: false }).await.expect("a read").into_inner();
+    assert_eq!(got.value, b"v", "a refused request changed k");
+    let t0 = kv.get(pb::GetRequest { key: "t0".into(), serializable: false }).await.expect("a read").into_inner();
+    assert!(!t0.found, "a txn refused for its lease applied its first put");
 }

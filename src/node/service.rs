@@ -267,12 +267,14 @@ impl pb::kv_service_server::KvService for Services {
                     self.confirm_leadership().await?
                 };
             let now = tokio::time::Instant::now();
-            let record = self.reader.lease(id);
+            // The state machine has applied up to the read index: a lease it does not hold is not live,
+            // whether or not this leader has taken over the leases yet.
+            let record = self.reader.lease(id).ok_or_else(|| Self::lease_refused(id, LeaseRefusal::NotFound))?;
             let ttl = self
                 .leases
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .renew(id, now, record.as_ref())
+                .renew(id, now, Some(&record))
                 .map_err(|refusal| Self::lease_refused(id, refusal))?;
             Ok(GrpcResponse::new(pb::LeaseKeepAliveResponse { id, ttl_ms: ttl.as_millis() as u64, read_index }))
         })
@@ -290,12 +292,12 @@ impl pb::kv_service_server::KvService for Services {
         self.deadline("the time-to-live call", async {
             self.confirm_leadership().await?;
             let now = tokio::time::Instant::now();
-            let record = self.reader.lease(r.id);
+            let record = self.reader.lease(r.id).ok_or_else(|| Self::lease_refused(r.id, LeaseRefusal::NotFound))?;
             let (remaining, granted) = self
                 .leases
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remaining(r.id, now, record.as_ref())
+                .remaining(r.id, now, Some(&record))
                 .map_err(|refusal| Self::lease_refused(r.id, refusal))?;
             let keys = if r.keys {
                 self.reader.lease_keys(r.id).map_err(|e| Status::internal(e.to_string()))?
