@@ -36,6 +36,10 @@ pub struct NodeArgs {
     /// Build a snapshot (and purge the log behind it) every this many entries.
     #[arg(long, default_value_t = 1000)]
     snapshot_every: u64,
+    /// As leader, log every lease's remaining TTL this often (etcd's lease checkpoint), e.g. 5m, so
+    /// leader changes cannot keep a lease alive forever. Off by default, as in etcd.
+    #[arg(long, value_parser = super::parse_duration)]
+    lease_checkpoint_interval: Option<std::time::Duration>,
 }
 
 pub async fn run(args: NodeArgs) -> u8 {
@@ -64,6 +68,7 @@ pub async fn run(args: NodeArgs) -> u8 {
         timing,
         snapshot_every: args.snapshot_every,
         logs_kept_after_snapshot: args.snapshot_every / 2,
+        lease_checkpoint_interval: args.lease_checkpoint_interval,
         planted_bug: None,
     };
     let running = match node::start(config, log, sm).await {

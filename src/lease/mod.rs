@@ -13,6 +13,7 @@
 //!   extension is the maximum election timeout. A checkpointed remaining TTL replaces the full TTL.
 //!   Consequence, shown and not hidden: leader changes more frequent than the TTL keep a lease
 //!   alive forever (etcd issues #9395, #9888).
+//! - A renewal moves a deadline to `now + TTL`, never earlier than it was.
 //! - A lease whose deadline passed is marked expiring: from then on a KeepAlive cannot revive it
 //!   (etcd waits for the revoke and answers "not found"), so no holder is told "renewed" about a
 //!   lease whose revoke is already on its way through the log.
@@ -137,8 +138,10 @@ impl LeaderLeases {
                 entry.0 = Deadline::Expiring;
                 Err(LeaseRefusal::NotFound)
             }
-            Deadline::At(_) => {
-                entry.0 = Deadline::At(now + ttl);
+            Deadline::At(at) => {
+                // Never earlier than the deadline it had: a take-over's extension outlives an early renewal
+                // (etcd shortens it; a longer lease costs availability, never safety).
+                entry.0 = Deadline::At(at.max(now + ttl));
                 Ok(ttl)
             }
         }
@@ -162,6 +165,19 @@ impl LeaderLeases {
             (Deadline::At(at), ttl) if *at > now => Ok((*at - now, *ttl)),
             _ => Err(LeaseRefusal::NotFound),
         }
+    }
+
+    /// What remains of every lease that has not run out, for a checkpoint.
+    pub fn remaining_all(&self, now: Instant) -> Vec<(LeaseId, Duration)> {
+        let Some(active) = &self.active else { return Vec::new() };
+        active
+            .deadlines
+            .iter()
+            .filter_map(|(id, (d, _))| match d {
+                Deadline::At(at) if *at > now => Some((*id, *at - now)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Leases whose deadline has passed, now marked expiring: the caller proposes their revokes.
@@ -226,6 +242,17 @@ mod tests {
         assert!(leases.due(t1 + Duration::from_millis(2999)).is_empty());
         assert_eq!(leases.due(t1 + Duration::from_millis(3000)), vec![5]);
         assert_eq!(leases.renew(9, t1, None), Err(LeaseRefusal::NotFound));
+    }
+
+    #[test]
+    fn an_early_renewal_never_shortens_a_take_over_deadline() {
+        let t0 = Instant::now();
+        let mut leases = LeaderLeases::default();
+        leases.promote(2, t0, &live(&[(5, 3000)]), TakeOver::Reset { extension: EXT });
+        let record = LeaseRecord { ttl_ms: 3000, remaining_ms: 0 };
+        leases.renew(5, t0 + Duration::from_millis(100), Some(&record)).expect("renewed");
+        assert!(leases.due(t0 + Duration::from_millis(4999)).is_empty(), "the take-over's 5 s still stand");
+        assert_eq!(leases.due(t0 + Duration::from_millis(5000)), vec![5]);
     }
 
     #[test]

@@ -23,6 +23,11 @@ use crate::types::{NodeId, Op, Raft, Request};
 /// Shared between the keeper and the KeepAlive / TimeToLive handlers.
 pub type SharedLeases = Arc<Mutex<LeaderLeases>>;
 
+/// Held while a lease checkpoint, or a KeepAlive's clearing of one, goes through Raft: so a
+/// checkpoint proposed before a renewal can never land after the renewal's clearing of it (a new
+/// leader would then restart the renewed lease from a stale, shorter remainder).
+pub type ProposalOrder = Arc<tokio::sync::Mutex<()>>;
+
 pub struct LeaseKeeper {
     pub id: NodeId,
     pub raft: Raft,
@@ -32,6 +37,9 @@ pub struct LeaseKeeper {
     pub request_timeout: Duration,
     /// The maximum election timeout: what a new leader adds to every lease when it takes over.
     pub extension: Duration,
+    /// See `NodeConfig::lease_checkpoint_interval`.
+    pub checkpoint_every: Option<Duration>,
+    pub proposals: ProposalOrder,
     pub planted_bug: Option<PlantedBug>,
 }
 
@@ -39,9 +47,36 @@ impl LeaseKeeper {
     pub async fn run(self) {
         let mut interval = tokio::time::interval(self.tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_checkpoint = Instant::now();
         loop {
             interval.tick().await;
             self.step().await;
+            if let Some(every) = self.checkpoint_every {
+                if last_checkpoint.elapsed() >= every {
+                    last_checkpoint = Instant::now();
+                    self.checkpoint().await;
+                }
+            }
+        }
+    }
+
+    /// Logs what remains of every lease this leader keeps (etcd's lease checkpoint).
+    async fn checkpoint(&self) {
+        let _order = self.proposals.lock().await;
+        let remaining = {
+            let leases = self.lock();
+            if leases.term() != Some(self.raft.metrics().borrow().current_term) {
+                return;
+            }
+            leases.remaining_all(Instant::now())
+        };
+        for (id, left) in remaining {
+            let remaining_ms = (left.as_millis() as u64).max(1);
+            let op = Op::LeaseCheckpoint { id, remaining_ms };
+            let write = self.raft.client_write(Request { client_id: 0, seq: 0, op });
+            if !matches!(tokio::time::timeout(self.request_timeout, write).await, Ok(Ok(_))) {
+                return;
+            }
         }
     }
 

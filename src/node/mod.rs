@@ -76,6 +76,10 @@ pub struct NodeConfig {
     /// behind the snapshot, keeping `logs_kept_after_snapshot` entries for slow followers.
     pub snapshot_every: u64,
     pub logs_kept_after_snapshot: u64,
+    /// How often the leader logs each lease's remaining TTL (etcd's lease checkpoint), so a new
+    /// leader restarts a lease from its remainder instead of its full TTL; `None` (etcd's default)
+    /// proposes none, and leader changes faster than a TTL then keep leases alive forever.
+    pub lease_checkpoint_interval: Option<Duration>,
     /// `None` in every real configuration.
     pub planted_bug: Option<PlantedBug>,
 }
@@ -133,6 +137,7 @@ pub async fn start(config: NodeConfig, log: LogStore, sm: StateMachineStore) -> 
         .await
         .map_err(|source| NodeError::Listen { addr: config.listen.clone(), source })?;
     let leases = lease_keeper::SharedLeases::default();
+    let proposals = lease_keeper::ProposalOrder::default();
     let request_timeout = Duration::from_millis(config.timing.request_timeout_ms);
     let election_max = Duration::from_millis(config.timing.election_timeout_ms_max);
     let services = Services {
@@ -143,6 +148,7 @@ pub async fn start(config: NodeConfig, log: LogStore, sm: StateMachineStore) -> 
         request_timeout,
         planted_bug: config.planted_bug,
         leases: leases.clone(),
+        lease_proposals: proposals.clone(),
         min_lease_ttl: election_max * 3 / 2,
     };
     let keeper = lease_keeper::LeaseKeeper {
@@ -153,6 +159,8 @@ pub async fn start(config: NodeConfig, log: LogStore, sm: StateMachineStore) -> 
         tick: Duration::from_millis(config.timing.heartbeat_ms.max(10)),
         request_timeout,
         extension: election_max,
+        checkpoint_every: config.lease_checkpoint_interval,
+        proposals,
         planted_bug: config.planted_bug,
     };
     let lease_keeper = tokio::spawn(keeper.run());

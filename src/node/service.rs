@@ -14,7 +14,7 @@ use prost::Message;
 use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use super::convert;
-use super::lease_keeper::SharedLeases;
+use super::lease_keeper::{ProposalOrder, SharedLeases};
 use crate::lease::LeaseRefusal;
 use crate::pb;
 use crate::store::KvReader;
@@ -32,6 +32,7 @@ pub struct Services {
     pub planted_bug: Option<super::PlantedBug>,
     /// The leader's lease deadlines, shared with the lease keeper.
     pub leases: SharedLeases,
+    pub lease_proposals: ProposalOrder,
     /// The shortest lease a client may be granted: 1.5 x the maximum election timeout.
     pub min_lease_ttl: Duration,
 }
@@ -266,10 +267,17 @@ impl pb::kv_service_server::KvService for Services {
                 } else {
                     self.confirm_leadership().await?
                 };
-            let now = tokio::time::Instant::now();
+            let _order = self.lease_proposals.lock().await;
             // The state machine has applied up to the read index: a lease it does not hold is not live,
             // whether or not this leader has taken over the leases yet.
             let record = self.reader.lease(id).ok_or_else(|| Self::lease_refused(id, LeaseRefusal::NotFound))?;
+            if record.remaining_ms > 0 {
+                // A checkpoint holds an older remainder: clear it through Raft before promising the full TTL,
+                // or a new leader would restart the lease from that remainder (etcd does the same).
+                let clear = Request { client_id: 0, seq: 0, op: Op::LeaseCheckpoint { id, remaining_ms: 0 } };
+                self.raft.client_write(clear).await.map_err(|e| Status::unavailable(e.to_string()))?;
+            }
+            let now = tokio::time::Instant::now();
             let ttl = self
                 .leases
                 .lock()

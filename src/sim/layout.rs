@@ -43,6 +43,7 @@ impl SimOptions {
             logs_kept_after_snapshot: 100,
             duration: Duration::from_secs(600),
             tick: Duration::from_millis(1),
+            lease_checkpoint_interval: None,
             planted_bug: None,
         }
     }

@@ -70,6 +70,8 @@ pub struct SimOptions {
     /// it is the resolution of simulated latency. It also bounds speed: an idle cluster costs
     /// about one poll of every host per tick.
     pub tick: Duration,
+    /// How often leaders checkpoint leases (see `NodeConfig::lease_checkpoint_interval`).
+    pub lease_checkpoint_interval: Option<Duration>,
     /// A bug planted in every node, for negative-control tests.
     pub planted_bug: Option<PlantedBug>,
 }
@@ -486,6 +488,7 @@ async fn run_host(shared: Shared, id: NodeId) -> turmoil::Result {
         timing: opts.timing,
         snapshot_every: opts.snapshot_every,
         logs_kept_after_snapshot: opts.logs_kept_after_snapshot,
+        lease_checkpoint_interval: opts.lease_checkpoint_interval,
         planted_bug: opts.planted_bug,
     };
     let running = node::start(config, log, sm).await?;

@@ -329,6 +329,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         for entry in entries {
             let index = entry.log_id.index;
             debug_assert!(applied.is_none_or(|a| a.index < index), "apply {} after {applied:?}", entry.log_id);
+            // The record a revoke ends, for the observer (its checkpointed remainder bounds a lawful expiry).
+            let ending = match &entry.payload {
+                EntryPayload::Normal(Request { op: Op::LeaseRevoke { id, .. }, .. })
+                    if self.disk.observer.is_some() =>
+                {
+                    state.lease(*id)?
+                }
+                _ => None,
+            };
             let response = match &entry.payload {
                 EntryPayload::Blank => noop_response(index),
                 EntryPayload::Membership(m) => {
@@ -348,9 +357,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     digest: payload_digest(&entry.payload),
                 });
                 if let EntryPayload::Normal(Request { op: Op::LeaseRevoke { id, expired }, .. }) = &entry.payload {
-                    if response.succeeded {
-                        let (id, expired, ttl_ms) = (*id, *expired, response.ttl_ms);
-                        observed.push(StoreChange::LeaseEnded { id, log_id: entry.log_id, expired, ttl_ms });
+                    if let (true, Some(record)) = (response.succeeded, ending) {
+                        observed.push(StoreChange::LeaseEnded {
+                            id: *id,
+                            log_id: entry.log_id,
+                            expired: *expired,
+                            ttl_ms: record.ttl_ms,
+                            remaining_ms: record.remaining_ms,
+                        });
                     }
                 }
             }

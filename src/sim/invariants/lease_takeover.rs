@@ -7,8 +7,9 @@
 //! index, is below the first index of term `T`), where `T` is the term of the leader that
 //! proposed the revoke (the term of the revoke's entry); then the revoke must first apply at or
 //! after `elected(T) + TTL + max election timeout`. A lease granted within term `T` is held to
-//! [`super::lease_expiry`]'s rule instead. The rule assumes no lease checkpoints (quorumlab's
-//! leader proposes none; a checkpoint would lawfully shorten the remainder).
+//! [`super::lease_expiry`]'s rule instead, and so is a lease that ended holding a checkpoint (a new
+//! leader lawfully restarts it from the remainder checkpointed before its term, which the end
+//! event does not carry). Leaders checkpoint only when configured to (`lease_checkpoint_interval`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
