@@ -4,6 +4,7 @@
 mod durability;
 mod open;
 mod sim_disk;
+mod snapshot;
 mod state_machine;
 mod suite;
 
