@@ -95,6 +95,12 @@ fn start(voters: u64, load: Load) -> Running {
         opts.timing.election_timeout_ms_min = 6 * hb;
         opts.timing.election_timeout_ms_max = 12 * hb;
     }
+    if load == Load::Saturated {
+        // A throughput figure is for a node as deployed: the real node's snapshot policy, not the tests' (which
+        // snapshot every 500 entries on purpose).
+        opts.snapshot_every = quorumlab::node::DEFAULT_SNAPSHOT_EVERY;
+        opts.logs_kept_after_snapshot = quorumlab::node::logs_kept_after_snapshot(opts.snapshot_every);
+    }
     // The simulation must never end on its own: criterion decides how long it runs.
     opts.duration = Duration::from_secs(10_000_000);
     let mut cluster = SimCluster::new(opts);
