@@ -42,8 +42,9 @@ pub struct LogStore {
 
 /// The tail of the log appended since the store opened, decoded.
 ///
-/// Invariant: every entry here is in `log` under its index, equal to what decoding it from there gives, and the
-/// indexes run without a hole up to the last entry of `log`. So a read whose first index is here is served
+/// Invariant: every entry here is in `log` under its index, equal to what decoding it from there gives (entries
+/// enter after sled took them and leave before sled drops them), and the indexes run without a hole up to the last
+/// entry of `log`. So a read whose first index is here is served
 /// entirely from here, and any other read goes to sled. It holds because every change to `log` goes through
 /// `append`, `truncate` or a purge, and each makes the same change here after sled took it. Never persisted: a
 /// reopened store (after a crash or a power loss) starts with none.
@@ -171,22 +172,23 @@ impl LogStore {
         self.disk.apply(&self.log, writes).map_err(codec::delete_logs)
     }
 
-    /// Removes the entries up to and including `index`.
+    /// Removes the entries up to and including `index`: from `Recent` first, so that it never holds an entry sled
+    /// does not (a reader in between finds them in sled).
     fn remove_through(&self, index: u64) -> Result<(), StorageError> {
-        self.remove_range(..=index_key(index))?;
-        let mut recent = self.recent();
-        recent.entries = match index.checked_add(1) {
-            Some(next) => recent.entries.split_off(&next),
-            None => BTreeMap::new(),
-        };
-        Ok(())
+        {
+            let mut recent = self.recent();
+            recent.entries = match index.checked_add(1) {
+                Some(next) => recent.entries.split_off(&next),
+                None => BTreeMap::new(),
+            };
+        }
+        self.remove_range(..=index_key(index))
     }
 
-    /// Removes the entries from `index` on.
+    /// Removes the entries from `index` on, from `Recent` first (see `remove_through`).
     fn remove_from(&self, index: u64) -> Result<(), StorageError> {
-        self.remove_range(index_key(index)..)?;
         self.recent().entries.split_off(&index);
-        Ok(())
+        self.remove_range(index_key(index)..)
     }
 
     fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry, StorageError> {
