@@ -3,10 +3,17 @@
 //! A real 3- or 5-voter quorumlab cluster (openraft + sled + tonic) inside turmoil, measured after
 //! it is initialized and has elected a leader:
 //! - `idle`: nothing but Raft heartbeats;
-//! - `loaded`: one client writing 100 puts per simulated second (unique keys, paced by
+//! - `loaded_100ops`: one client writing 100 puts per simulated second (unique keys, paced by
 //!   `tokio::time::sleep` inside the simulation);
+//! - `saturated_16_clients`: sixteen client sessions on one client host, each writing back to back
+//!   (one write in flight per session, as the client library requires), over a bounded key set:
+//!   the cluster's throughput. Its figure is acknowledged writes per wall-clock second;
 //! - `rpc_floor`: back-to-back status calls, to price one simulated gRPC round trip and so bound
 //!   the loaded figure from above (see `docs/simulation-speed.md`).
+//!
+//! `QUORUMLAB_BENCH_SIM_SECONDS=20 cargo bench --bench sim_speed -- saturated` steps each chosen case
+//! exactly 20 simulated seconds once instead of letting criterion choose, so two builds do identical
+//! work (the simulation is deterministic) and compare by wall and CPU time.
 //!
 //! `QUORUMLAB_BENCH_TICK_MS=10 cargo bench --bench sim_speed` reruns it with a coarser turmoil
 //! tick (coarser latency resolution), and `QUORUMLAB_BENCH_HEARTBEAT_MS=100` with a slower
@@ -36,6 +43,15 @@ use quorumlab::sim::{SimCluster, SimOptions};
 const SIM_PER_ITER: Duration = Duration::from_secs(10);
 /// The loaded client's write rate.
 const WRITES_PER_SIM_SECOND: u64 = 100;
+/// Concurrent client sessions in the saturated case, each with one write in flight
+/// (`QUORUMLAB_BENCH_CLIENTS` overrides it).
+const SATURATING_CLIENTS: u64 = 16;
+/// Keys each saturating session cycles over: the state stays bounded (a snapshot copies all of it), as in a
+/// long-running cluster rather than one whose key space grows without end.
+const KEYS_PER_SATURATING_CLIENT: u64 = 256;
+/// Simulated time per iteration of the saturated case: a few thousand writes, so an iteration
+/// takes about a wall-clock second.
+const SATURATED_SIM_PER_ITER: Duration = Duration::from_secs(1);
 /// Round trips one write needs at the least: client → leader, then to each of two followers an
 /// append-entries with the entry and one with the new commit index.
 const MIN_RPCS_PER_WRITE: f64 = 5.0;
@@ -45,6 +61,9 @@ const MIN_RPCS_PER_WRITE: f64 = 5.0;
 struct Tally {
     sim: Duration,
     wall: Duration,
+    /// The stepping thread's own CPU time over the same iterations: on a shared machine it is what a free core
+    /// would have taken, where the wall time also counts waiting for the core.
+    cpu: Duration,
     /// Writes acknowledged or status calls answered, by case.
     count: u64,
 }
@@ -65,7 +84,7 @@ struct Running {
     acked: Arc<AtomicU64>,
 }
 
-fn start(voters: u64, loaded: bool) -> Running {
+fn start(voters: u64, load: Load) -> Running {
     // As the tests do: a `RUST_LOG` subscriber (default `warn`), so the figure includes its cost.
     quorumlab::sim::trace::init_tracing();
     let mut opts = SimOptions::new(42, voters);
@@ -75,6 +94,12 @@ fn start(voters: u64, loaded: bool) -> Running {
         opts.timing.heartbeat_ms = hb;
         opts.timing.election_timeout_ms_min = 6 * hb;
         opts.timing.election_timeout_ms_max = 12 * hb;
+    }
+    if load == Load::Saturated {
+        // A throughput figure is for a node as deployed: the real node's snapshot policy, not the tests' (which
+        // snapshot every 500 entries on purpose).
+        opts.snapshot_every = quorumlab::node::DEFAULT_SNAPSHOT_EVERY;
+        opts.logs_kept_after_snapshot = quorumlab::node::logs_kept_after_snapshot(opts.snapshot_every);
     }
     // The simulation must never end on its own: criterion decides how long it runs.
     opts.duration = Duration::from_secs(10_000_000);
@@ -87,8 +112,10 @@ fn start(voters: u64, loaded: bool) -> Running {
             s.initialize(1).await?;
             let ids: Vec<u64> = (1..=voters).collect();
             s.wait_for_leader_among(&ids, Duration::from_secs(10)).await.ok_or("no leader elected")?;
-            if !loaded {
-                return Ok(());
+            match load {
+                Load::Idle | Load::Rpcs => return Ok(()),
+                Load::Writes => {}
+                Load::Saturated => return saturate(&s, &acked).await,
             }
             // Pace by absolute deadlines so a slow reply does not lower the offered rate.
             let mut client = s.client();
@@ -108,13 +135,74 @@ fn start(voters: u64, loaded: bool) -> Running {
         .run_until(Duration::from_secs(30), |s| s.leader().is_some())
         .unwrap_or_else(|e| panic!("simulation failed while electing: {e}"));
     assert!(ready, "{voters} voters elected no leader within 30 simulated seconds");
-    if loaded {
+    if matches!(load, Load::Writes | Load::Saturated) {
         let writing = cluster
             .run_until(Duration::from_secs(30), |_| acked.load(Ordering::Relaxed) > 0)
             .unwrap_or_else(|e| panic!("simulation failed before the first write: {e}"));
         assert!(writing, "no write acknowledged within 30 simulated seconds");
     }
     Running { cluster, acked }
+}
+
+/// [`SATURATING_CLIENTS`] sessions writing back to back, each as its own task with its own
+/// connections; returns only on a failed write.
+async fn saturate(s: &quorumlab::sim::Shared, acked: &Arc<AtomicU64>) -> Result<(), String> {
+    let mut tasks = Vec::new();
+    for c in 0..saturating_clients() {
+        let (mut client, acked) = (s.client(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0u64.. {
+                let key = format!("sat-{c:02}-{:04}", i % KEYS_PER_SATURATING_CLIENT);
+                client.put(key.as_bytes(), b"0123456789abcdef").await.map_err(|e| format!("put {key}: {e}"))?;
+                acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| format!("a saturating client panicked: {e}"))??;
+    }
+    Ok(())
+}
+
+/// `QUORUMLAB_BENCH_SIM_SECONDS`: step each case exactly this long once, outside criterion, so two builds do the
+/// same work and their wall and CPU times compare directly.
+fn fixed_sim_seconds() -> Option<Duration> {
+    whole_from_env("QUORUMLAB_BENCH_SIM_SECONDS", "seconds").map(Duration::from_secs)
+}
+
+/// CPU time this thread has run (Linux `schedstat`; zero elsewhere). The simulation is single-threaded, so this is
+/// its cost without the time spent waiting for a core that other work held.
+fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|ns| ns.parse().ok()))
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
+}
+
+/// [`SATURATING_CLIENTS`], unless `QUORUMLAB_BENCH_CLIENTS` says otherwise.
+fn saturating_clients() -> u64 {
+    whole_from_env("QUORUMLAB_BENCH_CLIENTS", "client sessions").unwrap_or(SATURATING_CLIENTS)
+}
+
+/// The benchmark filter criterion was given (`cargo bench --bench sim_speed -- saturated`), if any.
+fn case_filter() -> Option<String> {
+    // criterion's options that take a value: that value is not the filter.
+    const WITH_VALUE: [&str; 8] = [
+        "--profile-time",
+        "--measurement-time",
+        "--warm-up-time",
+        "--sample-size",
+        "--save-baseline",
+        "--baseline",
+        "--color",
+        "--output-format",
+    ];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    (0..args.len())
+        .find(|&i| !args[i].starts_with('-') && (i == 0 || !WITH_VALUE.contains(&args[i - 1].as_str())))
+        .map(|i| args[i].clone())
 }
 
 /// turmoil's tick: 1 ms (the simulator's default) unless `QUORUMLAB_BENCH_TICK_MS` says otherwise,
@@ -130,10 +218,15 @@ fn heartbeat_ms() -> Option<u64> {
 
 /// A knob in whole milliseconds; a value that is not one stops the bench rather than being ignored.
 fn millis_from_env(name: &str) -> Option<u64> {
+    whole_from_env(name, "milliseconds")
+}
+
+/// A whole number above 0 of `unit`; a value that is not one stops the bench rather than being ignored.
+fn whole_from_env(name: &str, unit: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
     match value.parse() {
-        Ok(ms) if ms > 0 => Some(ms),
-        _ => panic!("{name} must be a whole number of milliseconds above 0, got {value:?}"),
+        Ok(n) if n > 0 => Some(n),
+        _ => panic!("{name} must be a whole number of {unit} above 0, got {value:?}"),
     }
 }
 
@@ -146,7 +239,7 @@ fn millis_from_env(name: &str) -> Option<u64> {
 /// one append-entries carrying the entry and one carrying the new commit index), which bounds
 /// the loaded speed-up from above whatever Raft and storage cost.
 fn rpc_floor(voters: u64) -> (Running, Arc<AtomicU64>) {
-    let mut running = start(voters, false);
+    let mut running = start(voters, Load::Rpcs);
     let calls = Arc::new(AtomicU64::new(0));
     {
         let (s, calls) = (running.cluster.shared.clone(), calls.clone());
@@ -169,6 +262,8 @@ enum Load {
     Idle,
     /// One client writing [`WRITES_PER_SIM_SECOND`].
     Writes,
+    /// [`SATURATING_CLIENTS`] sessions writing as fast as the cluster answers.
+    Saturated,
     /// Back-to-back status calls (see [`rpc_floor`]).
     Rpcs,
 }
@@ -177,9 +272,18 @@ fn sim_speed(c: &mut Criterion) {
     let summary: Rc<RefCell<Vec<(String, Tally)>>> = Rc::default();
     let mut group = c.benchmark_group("sim_speed");
     group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
-    group.throughput(Throughput::Elements(SIM_PER_ITER.as_secs()));
-    let cases = [(3u64, Load::Idle), (3, Load::Writes), (5, Load::Idle), (5, Load::Writes), (3, Load::Rpcs)];
+    let cases = [
+        (3u64, Load::Idle),
+        (3, Load::Writes),
+        (3, Load::Saturated),
+        (5, Load::Idle),
+        (5, Load::Writes),
+        (3, Load::Rpcs),
+    ];
+    let only = case_filter();
     for (voters, load) in cases {
+        let sim_per_iter = if load == Load::Saturated { SATURATED_SIM_PER_ITER } else { SIM_PER_ITER };
+        group.throughput(Throughput::Elements(sim_per_iter.as_secs()));
         if load == Load::Writes && tick() > Duration::from_millis(2) {
             // Messages arrive on tick boundaries, so a write's four hops take at least four ticks
             // and one sequential client cannot offer the load; the figure would be meaningless.
@@ -190,33 +294,49 @@ fn sim_speed(c: &mut Criterion) {
             continue;
         }
         let label = match load {
-            Load::Idle => "idle",
-            Load::Writes => "loaded_100ops",
-            Load::Rpcs => "rpc_floor",
+            Load::Idle => "idle".to_string(),
+            Load::Writes => "loaded_100ops".to_string(),
+            Load::Saturated => format!("saturated_{}_clients", saturating_clients()),
+            Load::Rpcs => "rpc_floor".to_string(),
         };
         let name = format!("{voters}_voters/{label}");
+        if only.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+            // Building a cluster costs seconds; skip the ones criterion's filter would not run.
+            continue;
+        }
         let (mut running, counter) = match load {
             Load::Rpcs => rpc_floor(voters),
             _ => {
-                let running = start(voters, load == Load::Writes);
+                let running = start(voters, load);
                 let acked = running.acked.clone();
                 (running, acked)
             }
         };
         let mut tally = Tally::default();
         let count_before = counter.load(Ordering::Relaxed);
+        if let Some(fixed) = fixed_sim_seconds() {
+            // The same simulated work every time (the simulation is deterministic), so two builds compare.
+            let (t0, cpu0) = (Instant::now(), thread_cpu());
+            running.cluster.run_until(fixed, |_| false).unwrap_or_else(|e| panic!("simulation failed: {e}"));
+            (tally.wall, tally.cpu, tally.sim) = (t0.elapsed(), thread_cpu().saturating_sub(cpu0), fixed);
+            tally.count = counter.load(Ordering::Relaxed) - count_before;
+            summary.borrow_mut().push((name, tally));
+            continue;
+        }
         group.bench_function(BenchmarkId::new(format!("{voters}_voters"), label), |b| {
             b.iter_custom(|iters| {
                 let t0 = Instant::now();
+                let cpu0 = thread_cpu();
                 for _ in 0..iters {
-                    // The predicate never holds: step through exactly SIM_PER_ITER.
+                    // The predicate never holds: step through exactly sim_per_iter.
                     running
                         .cluster
-                        .run_until(SIM_PER_ITER, |_| false)
+                        .run_until(sim_per_iter, |_| false)
                         .unwrap_or_else(|e| panic!("simulation failed: {e}"));
                 }
                 let wall = t0.elapsed();
-                tally.sim += SIM_PER_ITER * iters as u32;
+                tally.cpu += thread_cpu().saturating_sub(cpu0);
+                tally.sim += sim_per_iter * iters as u32;
                 tally.wall += wall;
                 wall
             })
@@ -242,12 +362,23 @@ fn sim_speed(c: &mut Criterion) {
     let summary = summary.borrow();
     for (name, t) in summary.iter() {
         let counted = if name.ends_with("rpc_floor") { "status calls" } else { "writes acked" };
-        let extra = if t.count > 0 { format!(", {} {counted}", t.count) } else { String::new() };
+        let extra = if t.count > 0 {
+            let per_wall = t.count as f64 / t.wall.as_secs_f64();
+            let per_cpu = t.count as f64 / t.cpu.as_secs_f64();
+            let per_sim = t.count as f64 / t.sim.as_secs_f64();
+            format!(
+                "\n  {:<30} {} {counted}: {per_wall:.0}/wall s, {per_cpu:.0}/CPU s, {per_sim:.0}/simulated s",
+                "", t.count
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "  {name:<22} {:>8.1}x real time  ({:>6.0} s simulated in {:>6.2} s wall{extra})",
+            "  {name:<30} {:>8.1}x real time  ({:>6.0} s simulated in {:>6.2} s wall, {:>6.2} s CPU){extra}",
             t.speed(),
             t.sim.as_secs_f64(),
             t.wall.as_secs_f64(),
+            t.cpu.as_secs_f64(),
         );
     }
     // The ceiling argument: wall time per round trip, net of what the idle cluster costs anyway.

@@ -1,7 +1,7 @@
 //! Partition-suite speed: wall time per scenario run and runs per hour (issue 8, "Speed").
 //!
 //! A run is what the suite's matrix makes: a topology laid out, set-up and election, a second of warm-up, one
-//! 10 s fault under the default client load (one client per client datacenter), the heal and the liveness phase,
+//! 14 s fault under the default client load (one client per client datacenter), the heal and the liveness phase,
 //! with every invariant checked after every step and the history checked at the end.
 //!
 //! Cases: `etcd-2-2-1` under `cut dc1–dc2` (a partial partition, two client datacenters) and under `crash the

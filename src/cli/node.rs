@@ -34,7 +34,7 @@ pub struct NodeArgs {
     #[arg(long, default_value_t = Timing::default().election_timeout_ms_min)]
     election_timeout_ms: u64,
     /// Build a snapshot (and purge the log behind it) every this many entries.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = node::DEFAULT_SNAPSHOT_EVERY)]
     snapshot_every: u64,
     /// As leader, log every lease's remaining TTL this often (etcd's lease checkpoint), e.g. 5m, so
     /// leader changes cannot keep a lease alive forever. Off by default, as in etcd.
@@ -67,7 +67,7 @@ pub async fn run(args: NodeArgs) -> u8 {
         transport: Transport::Tcp,
         timing,
         snapshot_every: args.snapshot_every,
-        logs_kept_after_snapshot: args.snapshot_every / 2,
+        logs_kept_after_snapshot: node::logs_kept_after_snapshot(args.snapshot_every),
         lease_checkpoint_interval: args.lease_checkpoint_interval,
         planted_bug: None,
     };

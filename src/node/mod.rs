@@ -30,6 +30,16 @@ use service::Services;
 /// and the quorum math never disagree on defaults or field names.
 pub use quorumlab_quorum::RaftTiming as Timing;
 
+/// A real node's snapshot policy unless `quorumlab node --snapshot-every` says otherwise: a snapshot (which copies
+/// the whole key-value state) every this many entries. Simulated tests snapshot far more often on purpose
+/// (`SimOptions`), to exercise snapshots and catch-up.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1000;
+
+/// Entries a real node keeps behind its snapshot for slow followers: half the snapshot interval.
+pub fn logs_kept_after_snapshot(snapshot_every: u64) -> u64 {
+    snapshot_every / 2
+}
+
 /// A deliberate bug that a negative-control test plants to prove that a check can fail.
 /// Never set outside tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,9 +2,15 @@
 //!
 //! Tree `raft_log`: big-endian index → bincode `Entry`.
 //! Tree `raft_state`: `vote`, `committed`, `last_purged` → bincode `Vote` / `LogId`.
+//!
+//! Entries appended since the store opened are also kept decoded in memory ([`Recent`]) until they are purged or
+//! truncated: openraft reads every entry back soon after appending it (to replicate it, and to hand it to the state
+//! machine once committed), and serving those reads from sled meant a range scan and a decode per entry per read.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
@@ -22,7 +28,7 @@ const LAST_PURGED_KEY: &[u8] = b"last_purged";
 /// Planted bug `ForgetVoteOnRestart` only: the last vote of an earlier term than the current one.
 const EARLIER_VOTE_KEY: &[u8] = b"planted_bug.earlier_vote";
 
-/// The Raft log and vote of one node. Cloning shares the same trees (it is also the log reader).
+/// The Raft log and vote of one node. Cloning shares the same trees and [`Recent`] (it is also the log reader).
 #[derive(Clone)]
 pub struct LogStore {
     disk: Disk,
@@ -31,11 +37,66 @@ pub struct LogStore {
     /// open if a crash interrupted a purge).
     log: Tree,
     state: Tree,
+    recent: Arc<Mutex<Recent>>,
+}
+
+/// The tail of the log appended since the store opened, decoded.
+///
+/// Invariant: every entry here is in `log` under its index, equal to what decoding it from there gives (entries
+/// enter after sled took them and leave before sled drops them), and the indexes run without a hole up to the last
+/// entry of `log`. So a read whose first index is here is served
+/// entirely from here, and any other read goes to sled. It holds because every change to `log` goes through
+/// `append`, `truncate` or a purge, and each makes the same change here after sled took it. Never persisted: a
+/// reopened store (after a crash or a power loss) starts with none.
+#[derive(Default)]
+struct Recent {
+    entries: BTreeMap<u64, Entry>,
+}
+
+impl Recent {
+    /// Takes entries just written after `last_before`, the log's last index before them. openraft appends right
+    /// after the last entry (or after truncating there); an append anywhere else (openraft's storage test suite
+    /// does that) empties `Recent`, so sled answers every read.
+    fn extend(&mut self, last_before: Option<u64>, appended: Vec<Entry>) {
+        let contiguous = appended.windows(2).all(|w| w[0].log_id.index + 1 == w[1].log_id.index);
+        let follows = match (last_before, appended.first()) {
+            (Some(last), Some(first)) => first.log_id.index == last + 1,
+            _ => true,
+        };
+        let tail = contiguous && follows;
+        if !tail {
+            self.entries.clear();
+            return;
+        }
+        self.entries.extend(appended.into_iter().map(|e| (e.log_id.index, e)));
+    }
+
+    /// The entries of `range` if its first index is held (then everything after it is too).
+    fn get(&self, range: &(Bound<u64>, Bound<u64>)) -> Option<Vec<Entry>> {
+        let start = match range.0 {
+            Bound::Included(s) => s,
+            Bound::Excluded(s) => s.checked_add(1)?,
+            Bound::Unbounded => return None,
+        };
+        if !self.entries.contains_key(&start) {
+            return None;
+        }
+        Some(self.entries.range(*range).map(|(_, e)| e.clone()).collect())
+    }
 }
 
 impl LogStore {
     pub(crate) fn open(disk: &Disk) -> Result<Self, sled::Error> {
-        Ok(Self { log: disk.db.open_tree("raft_log")?, state: disk.db.open_tree("raft_state")?, disk: disk.clone() })
+        Ok(Self {
+            log: disk.db.open_tree("raft_log")?,
+            state: disk.db.open_tree("raft_state")?,
+            disk: disk.clone(),
+            recent: Arc::default(),
+        })
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Planted bug `ForgetVoteOnRestart`: when the store opens, the vote goes back to the one
@@ -111,8 +172,23 @@ impl LogStore {
         self.disk.apply(&self.log, writes).map_err(codec::delete_logs)
     }
 
+    /// Removes the entries up to and including `index`: from `Recent` first, so that it never holds an entry sled
+    /// does not (a reader in between finds them in sled).
     fn remove_through(&self, index: u64) -> Result<(), StorageError> {
+        {
+            let mut recent = self.recent();
+            recent.entries = match index.checked_add(1) {
+                Some(next) => recent.entries.split_off(&next),
+                None => BTreeMap::new(),
+            };
+        }
         self.remove_range(..=index_key(index))
+    }
+
+    /// Removes the entries from `index` on, from `Recent` first (see `remove_through`).
+    fn remove_from(&self, index: u64) -> Result<(), StorageError> {
+        self.recent().entries.split_off(&index);
+        self.remove_range(index_key(index)..)
     }
 
     fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry, StorageError> {
@@ -147,6 +223,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
             if s > e {
                 return Ok(Vec::new());
             }
+        }
+        let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
+        if let Some(entries) = self.recent().get(&bounds) {
+            return Ok(entries);
         }
         let mut entries = Vec::new();
         for item in self.log.range(to_key_range(&range)) {
@@ -231,15 +311,30 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut writes = Writes::default();
         let mut observed = Vec::new();
+        let mut appended = Vec::new();
         for entry in entries {
             let bytes = encode(&entry).map_err(codec::write_logs)?;
             writes.insert(&index_key(entry.log_id.index), bytes);
             if self.disk.observer.is_some() {
                 observed.push((entry.log_id, payload_digest(&entry.payload)));
             }
+            appended.push(entry);
         }
+        // The log's last index before this append, for `Recent`: known from it, read from sled only when it is
+        // empty (after opening, or when everything was purged).
+        let last_before = match self.recent().entries.last_key_value() {
+            Some((&last, _)) => Some(last),
+            None => self
+                .log
+                .last()
+                .map_err(codec::read_logs)?
+                .map(|(k, _)| index_from_key(&k))
+                .transpose()
+                .map_err(codec::read_logs)?,
+        };
         // One group of writes (see `Writes`): a crash keeps all of these entries or none, so no hole can appear.
         self.disk.apply(&self.log, writes).map_err(codec::write_logs)?;
+        self.recent().extend(last_before, appended);
         self.disk.emit(|| StoreChange::Appended { entries: observed });
         // Acknowledge only what is durable: after the flush in Fsync mode and on the simulated
         // disk; under plain ProcessCrash the Db outlives the crashed process, so the write itself
@@ -261,7 +356,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         debug_assert!(self.last_purged()?.is_none_or(|p| p.index < log_id.index), "truncating purged entries");
-        self.remove_range(index_key(log_id.index)..)?;
+        self.remove_from(log_id.index)?;
         self.disk.emit(|| StoreChange::Truncated { since: log_id.index });
         // Flushed so that entries a conflict removed cannot come back after power loss.
         self.disk.flush().await.map_err(codec::delete_logs)

@@ -27,7 +27,7 @@ use super::kv::{
     NO_SESSION,
 };
 use super::observe::{payload_digest, StoreChange};
-use super::snapshot::{SnapshotBuilder, SnapshotPayload, SnapshotStore, PAYLOAD_FORMAT};
+use super::snapshot::{CapturedState, PayloadWriter, SnapshotBuilder, SnapshotPayload, SnapshotStore};
 use super::writes::Writes;
 use crate::types::{
     Entry, LeaseId, LogId, Op, Request, Response, Snapshot, SnapshotData, SnapshotMeta, StorageError, StoredMembership,
@@ -275,23 +275,31 @@ impl StateMachineStore {
         Ok(())
     }
 
-    /// Copies the applied state, for a snapshot.
-    fn capture(&self) -> Result<SnapshotPayload, StorageError> {
-        let mut kv = Vec::new();
+    /// Copies the applied state, for a snapshot: the stored records go into the payload's bytes as they are (see
+    /// [`PayloadWriter`]), in key order and then client id order, as sled iterates them.
+    pub(crate) fn capture(&self) -> Result<CapturedState, StorageError> {
+        let mut out = PayloadWriter::new(self.applied).map_err(codec::write_state_machine)?;
         for item in self.sm.scan_prefix([KV_PREFIX]) {
             let (key, value) = item.map_err(codec::read_state_machine)?;
-            kv.push((key[1..].to_vec(), decode(&value).map_err(codec::read_state_machine)?));
+            out.push_kv(&key[1..], &value);
         }
-        let mut sessions = Vec::new();
+        out.begin_sessions();
         for item in self.sm.scan_prefix([SESSION_PREFIX]) {
             let (key, value) = item.map_err(codec::read_state_machine)?;
             let id_bytes: [u8; 8] = key[1..]
                 .try_into()
                 .map_err(|_| codec::read_state_machine(CorruptRecord(format!("session key of {} bytes", key.len()))))?;
-            sessions.push((u64::from_be_bytes(id_bytes), decode(&value).map_err(codec::read_state_machine)?));
+            out.push_session(u64::from_be_bytes(id_bytes), &value);
         }
-        let leases = self.leases.read().unwrap_or_else(|p| p.into_inner()).clone().into_iter().collect();
-        Ok(SnapshotPayload { format: PAYLOAD_FORMAT, applied: self.applied, kv, sessions, leases })
+        out.begin_leases();
+        for item in self.sm.scan_prefix([LEASE_PREFIX]) {
+            let (key, value) = item.map_err(codec::read_state_machine)?;
+            let id_bytes: [u8; 8] = key[1..]
+                .try_into()
+                .map_err(|_| codec::read_state_machine(CorruptRecord(format!("lease key of {} bytes", key.len()))))?;
+            out.push_lease(u64::from_be_bytes(id_bytes), &value);
+        }
+        Ok(out.finish())
     }
 }
 

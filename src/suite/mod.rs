@@ -10,9 +10,10 @@ use quorumlab_quorum::{FaultShape, Topology};
 use crate::sim::run::{run, RunConfig, RunRecord};
 use crate::sim::schedule::{single_faults, Fault, Schedule};
 
-/// How long each single fault of the matrix lasts: long enough for elections to settle (two election timeouts and
-/// a client deadline: 5.5 s with etcd's timing) and then to watch writes for a few seconds.
-pub const FAULT_DURATION: Duration = Duration::from_secs(10);
+/// How long each single fault of the matrix lasts: long enough for elections to settle
+/// ([`RunConfig::settle`]: three election timeouts and a client deadline, 7.5 s with etcd's timing) and then to
+/// watch writes for a few seconds (at least one client deadline of them must remain to be judged).
+pub const FAULT_DURATION: Duration = Duration::from_secs(14);
 
 /// One run of the matrix, named by its shape.
 #[derive(Clone, Debug)]

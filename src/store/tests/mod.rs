@@ -2,8 +2,10 @@
 //! guarantees (reopen, exactly-once, KV semantics, snapshots, refusal of foreign directories).
 
 mod durability;
+mod log_reads;
 mod open;
 mod sim_disk;
+mod snapshot;
 mod state_machine;
 mod suite;
 
