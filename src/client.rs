@@ -321,7 +321,7 @@ impl Client {
 
     /// Revokes a lease, deleting its keys; `results` lists them.
     pub async fn lease_revoke(&mut self, id: LeaseId) -> Result<Response, WriteError> {
-        self.write(Op::LeaseRevoke { id, expired: false }).await
+        self.write(Op::LeaseRevoke { id, expired: false, term: 0 }).await
     }
 
     /// Renews a lease through the leader, which confirms its leadership with a quorum first.

@@ -104,10 +104,14 @@ pub enum Op {
         ttl_ms: u64,
     },
     /// Ends a lease and deletes every key attached to it, at one revision. `expired` marks a revoke
-    /// the leader proposed because the lease ran out (etcd's expiry is a revoke through Raft too).
+    /// the leader proposed because the lease ran out (etcd's expiry is a revoke through Raft too);
+    /// such a revoke applies only if it commits in `term`, the term of the leader whose clock
+    /// decided it, so a leader deposed and re-elected meanwhile cannot act on deadlines another
+    /// leader has since extended. A client's revoke has `expired: false, term: 0`.
     LeaseRevoke {
         id: LeaseId,
         expired: bool,
+        term: u64,
     },
     /// The leader records how much of a lease's TTL remained, so a later leader does not restart
     /// it from its full TTL (etcd's lease checkpoint). `remaining_ms == 0` clears the record.
@@ -290,8 +294,8 @@ impl fmt::Display for Op {
             }
             Op::Txn(txn) => write!(f, "{txn}"),
             Op::LeaseGrant { ttl_ms } => write!(f, "lease grant {ttl_ms} ms"),
-            Op::LeaseRevoke { id, expired: false } => write!(f, "lease revoke {id}"),
-            Op::LeaseRevoke { id, expired: true } => write!(f, "lease {id} expired"),
+            Op::LeaseRevoke { id, expired: false, .. } => write!(f, "lease revoke {id}"),
+            Op::LeaseRevoke { id, expired: true, term } => write!(f, "lease {id} expired (term {term})"),
             Op::LeaseCheckpoint { id, remaining_ms } => write!(f, "lease {id} checkpoint {remaining_ms} ms left"),
         }
     }

@@ -47,6 +47,9 @@ pub enum LeaseRefusal {
     NotFound,
     /// This node leads but has not taken over the leases yet (its first commit has not applied).
     NotReady,
+    /// The lease ran out and its revoke is on its way: it is not renewable, but it is not gone
+    /// either until the revoke applies (a revoke lost with a leader change leaves it live).
+    Expiring,
 }
 
 /// How a new leader sets deadlines when it takes over.
@@ -63,6 +66,9 @@ pub enum TakeOver {
 #[derive(Debug, Default)]
 pub struct LeaderLeases {
     active: Option<Active>,
+    /// Leases whose checkpoint this node proposed without learning the outcome: a KeepAlive must
+    /// clear their remainder through Raft before answering. Kept across terms (conservative).
+    unsettled: std::collections::BTreeSet<LeaseId>,
     /// When this node first saw each lease live (used only by the planted bug's take-over).
     first_seen: BTreeMap<LeaseId, Instant>,
 }
@@ -133,10 +139,10 @@ impl LeaderLeases {
         let ttl = Duration::from_millis(lease.ttl_ms);
         let entry = active.deadlines.entry(id).or_insert((Deadline::At(now + ttl), ttl));
         match entry.0 {
-            Deadline::Expiring => Err(LeaseRefusal::NotFound),
+            Deadline::Expiring => Err(LeaseRefusal::Expiring),
             Deadline::At(at) if at <= now => {
                 entry.0 = Deadline::Expiring;
-                Err(LeaseRefusal::NotFound)
+                Err(LeaseRefusal::Expiring)
             }
             Deadline::At(at) => {
                 // Never earlier than the deadline it had: a take-over's extension outlives an early renewal
@@ -163,8 +169,23 @@ impl LeaderLeases {
         let ttl = Duration::from_millis(lease.ttl_ms);
         match active.deadlines.entry(id).or_insert((Deadline::At(now + ttl), ttl)) {
             (Deadline::At(at), ttl) if *at > now => Ok((*at - now, *ttl)),
-            _ => Err(LeaseRefusal::NotFound),
+            _ => Err(LeaseRefusal::Expiring),
         }
+    }
+
+    /// A checkpoint of `id` is about to be proposed.
+    pub fn unsettle(&mut self, id: LeaseId) {
+        self.unsettled.insert(id);
+    }
+
+    /// A KeepAlive of `id` cleared its remainder through Raft.
+    pub fn settle(&mut self, id: LeaseId) {
+        self.unsettled.remove(&id);
+    }
+
+    /// Whether a checkpoint of `id` may still land (see [`LeaderLeases::unsettle`]).
+    pub fn is_unsettled(&self, id: LeaseId) -> bool {
+        self.unsettled.contains(&id)
     }
 
     /// What remains of every lease that has not run out, for a checkpoint.
@@ -227,7 +248,11 @@ mod tests {
         assert!(leases.due(t0 + Duration::from_millis(4999)).is_empty());
         assert_eq!(leases.due(t0 + Duration::from_millis(5000)), vec![5]);
         let record = LeaseRecord { ttl_ms: 3000, remaining_ms: 0 };
-        assert_eq!(leases.renew(5, t0 + Duration::from_millis(5001), Some(&record)), Err(LeaseRefusal::NotFound));
+        assert_eq!(
+            leases.renew(5, t0 + Duration::from_millis(5001), Some(&record)),
+            Err(LeaseRefusal::Expiring),
+            "not renewable, and not gone until its revoke applies"
+        );
         assert_eq!(leases.expiring(), vec![5], "an expiring lease stays expiring until its revoke lands");
     }
 

@@ -79,8 +79,8 @@ pub fn command_to_pb(r: &Request) -> pb::Command {
             failure: txn.failure.iter().map(txn_op_to_pb).collect(),
         }),
         Op::LeaseGrant { ttl_ms } => pb::command::Op::LeaseGrant(pb::LeaseGrantOp { ttl_ms: *ttl_ms }),
-        Op::LeaseRevoke { id, expired } => {
-            pb::command::Op::LeaseRevoke(pb::LeaseRevokeOp { id: *id, expired: *expired })
+        Op::LeaseRevoke { id, expired, term } => {
+            pb::command::Op::LeaseRevoke(pb::LeaseRevokeOp { id: *id, expired: *expired, term: *term })
         }
         Op::LeaseCheckpoint { id, remaining_ms } => {
             pb::command::Op::LeaseCheckpoint(pb::LeaseCheckpointOp { id: *id, remaining_ms: *remaining_ms })
@@ -101,7 +101,7 @@ pub fn command_from_pb(c: &pb::Command) -> Result<Request, Status> {
         },
         pb::command::Op::Txn(t) => Op::Txn(txn_from_pb(&t.compares, &t.success, &t.failure)?),
         pb::command::Op::LeaseGrant(g) => Op::LeaseGrant { ttl_ms: g.ttl_ms },
-        pb::command::Op::LeaseRevoke(r) => Op::LeaseRevoke { id: r.id, expired: r.expired },
+        pb::command::Op::LeaseRevoke(r) => Op::LeaseRevoke { id: r.id, expired: r.expired, term: r.term },
         pb::command::Op::LeaseCheckpoint(c) => Op::LeaseCheckpoint { id: c.id, remaining_ms: c.remaining_ms },
     };
     Ok(Request { client_id: c.client_id, seq: c.seq, op })

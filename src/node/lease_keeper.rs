@@ -60,15 +60,22 @@ impl LeaseKeeper {
         }
     }
 
-    /// Logs what remains of every lease this leader keeps (etcd's lease checkpoint).
+    /// Logs what remains of every lease this leader keeps (etcd's lease checkpoint). Each lease is
+    /// marked unsettled before its checkpoint is proposed: if the write's outcome is unknown, the
+    /// next KeepAlive clears the remainder through Raft before answering, so a checkpoint that
+    /// lands late can never shorten a renewed lease.
     async fn checkpoint(&self) {
         let _order = self.proposals.lock().await;
         let remaining = {
-            let leases = self.lock();
+            let mut leases = self.lock();
             if leases.term() != Some(self.raft.metrics().borrow().current_term) {
                 return;
             }
-            leases.remaining_all(Instant::now())
+            let remaining = leases.remaining_all(Instant::now());
+            for (id, _) in &remaining {
+                leases.unsettle(*id);
+            }
+            remaining
         };
         for (id, left) in remaining {
             let remaining_ms = (left.as_millis() as u64).max(1);
@@ -113,10 +120,20 @@ impl LeaseKeeper {
             leases.expiring()
         };
         for id in due {
+            // Confirm, then check nothing moved: the revoke carries this term, and the state machine
+            // ignores it unless it commits in this term (a leader deposed and re-elected meanwhile must
+            // not act on deadlines another leader may have extended).
             if !self.confirm_leadership().await {
                 return;
             }
-            let revoke = Request { client_id: 0, seq: 0, op: Op::LeaseRevoke { id, expired: true } };
+            let still = self.raft.metrics().borrow().current_term == m.current_term
+                && self.lock().term() == Some(m.current_term)
+                && self.lock().expiring().contains(&id);
+            if !still {
+                return;
+            }
+            let op = Op::LeaseRevoke { id, expired: true, term: m.current_term };
+            let revoke = Request { client_id: 0, seq: 0, op };
             match tokio::time::timeout(self.request_timeout, self.raft.client_write(revoke)).await {
                 Ok(Ok(_)) => tracing::debug!(node = self.id, lease = id, "lease expired"),
                 Ok(Err(e)) => {

@@ -159,6 +159,7 @@ pub async fn start(config: NodeConfig, log: LogStore, sm: StateMachineStore) -> 
         planted_bug: config.planted_bug,
         leases: leases.clone(),
         lease_proposals: proposals.clone(),
+        lease_poll: Duration::from_millis(config.timing.heartbeat_ms.max(10)),
         min_lease_ttl: election_max * 3 / 2,
     };
     let keeper = lease_keeper::LeaseKeeper {

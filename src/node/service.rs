@@ -33,6 +33,8 @@ pub struct Services {
     /// The leader's lease deadlines, shared with the lease keeper.
     pub leases: SharedLeases,
     pub lease_proposals: ProposalOrder,
+    /// How often a KeepAlive for a lease whose revoke is on its way looks again.
+    pub lease_poll: Duration,
     /// The shortest lease a client may be granted: 1.5 x the maximum election timeout.
     pub min_lease_ttl: Duration,
 }
@@ -130,10 +132,51 @@ impl Services {
         self.raft.metrics().borrow().current_leader == Some(self.id)
     }
 
+    fn lock_leases(&self) -> std::sync::MutexGuard<'_, crate::lease::LeaderLeases> {
+        self.leases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks the leader's lease table about live lease `id`, as the leader of `term` (confirmed by a read-index
+    /// just before). A lease that ran out but whose revoke has not applied is neither renewable nor gone: wait (within
+    /// the caller's deadline) until the revoke applies (`NOT_FOUND`), or answer `UNAVAILABLE` once this node no
+    /// longer leads `term` (a revoke lost with a leader change leaves the lease live under the next leader).
+    async fn ask_leases<T>(
+        &self,
+        id: u64,
+        term: u64,
+        mut ask: impl FnMut(
+            &mut crate::lease::LeaderLeases,
+            tokio::time::Instant,
+            &crate::store::kv::LeaseRecord,
+        ) -> Result<T, LeaseRefusal>,
+    ) -> Result<T, Status> {
+        loop {
+            let record = self.reader.lease(id).ok_or_else(|| Self::lease_refused(id, LeaseRefusal::NotFound))?;
+            let answer = {
+                let mut leases = self.lock_leases();
+                if leases.term() != Some(term) {
+                    Err(LeaseRefusal::NotReady)
+                } else {
+                    ask(&mut leases, tokio::time::Instant::now(), &record)
+                }
+            };
+            match answer {
+                Err(LeaseRefusal::Expiring) if self.raft.metrics().borrow().current_term == term => {
+                    tokio::time::sleep(self.lease_poll).await;
+                }
+                Err(LeaseRefusal::Expiring) => return Err(Self::lease_refused(id, LeaseRefusal::NotReady)),
+                other => return other.map_err(|refusal| Self::lease_refused(id, refusal)),
+            }
+        }
+    }
+
     fn lease_refused(id: u64, refusal: LeaseRefusal) -> Status {
         match refusal {
             LeaseRefusal::NotFound => {
                 Status::not_found(format!("lease {id} not found (never granted, revoked or expired)"))
+            }
+            LeaseRefusal::Expiring => {
+                Status::unavailable(format!("lease {id} ran out; its revoke has not applied yet"))
             }
             LeaseRefusal::NotReady => {
                 Status::unavailable("this leader has not taken over the leases yet (its first commit has not applied)")
@@ -237,7 +280,7 @@ impl pb::kv_service_server::KvService for Services {
         r: GrpcRequest<pb::LeaseRevokeRequest>,
     ) -> Result<GrpcResponse<pb::LeaseRevokeResponse>, Status> {
         let r = r.into_inner();
-        let resp = self.propose(r.client_id, r.seq, Op::LeaseRevoke { id: r.id, expired: false }).await?;
+        let resp = self.propose(r.client_id, r.seq, Op::LeaseRevoke { id: r.id, expired: false, term: 0 }).await?;
         let deleted_keys = resp
             .results
             .iter()
@@ -267,23 +310,20 @@ impl pb::kv_service_server::KvService for Services {
                 } else {
                     self.confirm_leadership().await?
                 };
-            let _order = self.lease_proposals.lock().await;
+            let term = self.raft.metrics().borrow().current_term;
             // The state machine has applied up to the read index: a lease it does not hold is not live,
             // whether or not this leader has taken over the leases yet.
             let record = self.reader.lease(id).ok_or_else(|| Self::lease_refused(id, LeaseRefusal::NotFound))?;
-            if record.remaining_ms > 0 {
-                // A checkpoint holds an older remainder: clear it through Raft before promising the full TTL,
-                // or a new leader would restart the lease from that remainder (etcd does the same).
+            if record.remaining_ms > 0 || self.lock_leases().is_unsettled(id) {
+                // A checkpoint holds (or may yet land with) an older remainder: clear it through Raft before
+                // promising the full TTL, or a new leader would restart the lease from that remainder (etcd does
+                // the same). Ordered with the keeper's checkpoints, so a clear never overtakes one.
+                let _order = self.lease_proposals.lock().await;
                 let clear = Request { client_id: 0, seq: 0, op: Op::LeaseCheckpoint { id, remaining_ms: 0 } };
                 self.raft.client_write(clear).await.map_err(|e| Status::unavailable(e.to_string()))?;
+                self.lock_leases().settle(id);
             }
-            let now = tokio::time::Instant::now();
-            let ttl = self
-                .leases
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .renew(id, now, Some(&record))
-                .map_err(|refusal| Self::lease_refused(id, refusal))?;
+            let ttl = self.ask_leases(id, term, |leases, now, record| leases.renew(id, now, Some(record))).await?;
             Ok(GrpcResponse::new(pb::LeaseKeepAliveResponse { id, ttl_ms: ttl.as_millis() as u64, read_index }))
         })
         .await
@@ -299,14 +339,9 @@ impl pb::kv_service_server::KvService for Services {
         }
         self.deadline("the time-to-live call", async {
             self.confirm_leadership().await?;
-            let now = tokio::time::Instant::now();
-            let record = self.reader.lease(r.id).ok_or_else(|| Self::lease_refused(r.id, LeaseRefusal::NotFound))?;
-            let (remaining, granted) = self
-                .leases
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remaining(r.id, now, Some(&record))
-                .map_err(|refusal| Self::lease_refused(r.id, refusal))?;
+            let term = self.raft.metrics().borrow().current_term;
+            let (remaining, granted) =
+                self.ask_leases(r.id, term, |leases, now, record| leases.remaining(r.id, now, Some(record))).await?;
             let keys = if r.keys {
                 self.reader.lease_keys(r.id).map_err(|e| Status::internal(e.to_string()))?
             } else {

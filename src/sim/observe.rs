@@ -40,15 +40,13 @@ pub enum Observed {
         node: NodeId,
     },
     /// A lease ended on `node` (its revoke applied), at simulated time `at`. Recorded beside the
-    /// store event, which carries no time. `checkpointed`: the lease ended holding a checkpointed
-    /// remainder, which a new leader lawfully restarts it from instead of its TTL.
+    /// store event, which carries no time.
     LeaseEnded {
         node: NodeId,
         lease: LeaseId,
         log_id: LogId,
         expired: bool,
         ttl: Duration,
-        checkpointed: bool,
         at: Duration,
     },
     /// `node` saved its own committed vote for `term`: it was elected, at simulated time `at`.
@@ -96,13 +94,12 @@ impl StoreObserver for EventQueue {
     fn record(&self, event: StoreEvent) {
         let node = event.node;
         let timed = match &event.change {
-            StoreChange::LeaseEnded { id, log_id, expired, ttl_ms, remaining_ms } => Some(Observed::LeaseEnded {
+            StoreChange::LeaseEnded { id, log_id, expired, ttl_ms } => Some(Observed::LeaseEnded {
                 node,
                 lease: *id,
                 log_id: *log_id,
                 expired: *expired,
                 ttl: Duration::from_millis(*ttl_ms),
-                checkpointed: *remaining_ms > 0,
                 at: sim_now(),
             }),
             StoreChange::VoteSaved { term, voted_for, committed: true } if *voted_for == node => {

@@ -184,11 +184,11 @@ pub fn noop_response(index: u64) -> Response {
     Response { revision: index, succeeded: true, ..Response::default() }
 }
 
-/// Applies `op` at log index `index`: the response, with the writes left in `state`.
+/// Applies `op`, an entry of `term` at log index `index`: the response, with the writes left in `state`.
 ///
 /// A command that cannot apply (a put naming a lease that is not live) changes nothing and says
 /// why in `Response::error`; a transaction is checked whole before any of its writes.
-pub fn execute<S: StateView>(op: &Op, state: &mut Overlay<'_, S>, index: u64) -> Result<Response, S::Error> {
+pub fn execute<S: StateView>(op: &Op, state: &mut Overlay<'_, S>, term: u64, index: u64) -> Result<Response, S::Error> {
     let mut response = Response { revision: index, ..Response::default() };
     match op {
         Op::Put { key, value, lease } => {
@@ -260,6 +260,9 @@ pub fn execute<S: StateView>(op: &Op, state: &mut Overlay<'_, S>, index: u64) ->
             response.succeeded = true;
             response.lease = index;
             response.ttl_ms = *ttl_ms;
+        }
+        Op::LeaseRevoke { expired: true, term: decided_in, .. } if *decided_in != term => {
+            // Decided by a leader of another term: that leader's deadlines may have been extended since.
         }
         Op::LeaseRevoke { id, .. } => {
             let Some(record) = state.lease(*id)? else {
@@ -347,7 +350,7 @@ mod tests {
         /// Applies `op` at `index` and folds the overlay's writes back in, as the state machine does.
         fn apply(&mut self, op: &Op, index: u64) -> Response {
             let mut overlay = Overlay::new(&*self);
-            let Ok(response) = execute(op, &mut overlay, index);
+            let Ok(response) = execute(op, &mut overlay, 1, index);
             let (kv, leases) = (overlay.kv, overlay.leases);
             for (k, v) in kv {
                 match v {
@@ -507,26 +510,39 @@ mod tests {
         state.apply(&put("other", "x", 0), 8);
         state.apply(&put("member", "detached", 0), 9);
 
-        let revoke = state.apply(&Op::LeaseRevoke { id: 5, expired: true }, 10);
+        let revoke = state.apply(&Op::LeaseRevoke { id: 5, expired: true, term: 1 }, 10);
         assert!(revoke.succeeded);
         assert_eq!(revoke.results.len(), 1, "only the key still attached goes");
         assert_eq!(state.value("leader"), None);
         assert_eq!((state.value("member"), state.value("other")), (Some("detached"), Some("x")));
         assert!(state.leases.is_empty());
 
-        let again = state.apply(&Op::LeaseRevoke { id: 5, expired: false }, 11);
+        let again = state.apply(&Op::LeaseRevoke { id: 5, expired: false, term: 0 }, 11);
         assert_eq!((again.succeeded, again.error), (false, Some(ApplyError::LeaseNotFound(5))));
+    }
+
+    #[test]
+    fn an_expiry_decided_in_another_term_applies_nothing() {
+        let mut state = MapState::default();
+        state.apply(&Op::LeaseGrant { ttl_ms: 3000 }, 2);
+        state.apply(&put("leader", "n1", 2), 3);
+        let mut overlay = Overlay::new(&state);
+        let Ok(stale) = execute(&Op::LeaseRevoke { id: 2, expired: true, term: 4 }, &mut overlay, 6, 9);
+        assert!(!stale.succeeded && stale.error.is_none());
+        assert!(overlay.kv.is_empty() && overlay.leases.is_empty(), "the lease and its key stay");
+        let Ok(client) = execute(&Op::LeaseRevoke { id: 2, expired: false, term: 0 }, &mut overlay, 6, 10);
+        assert!(client.succeeded, "a client's revoke is not bound to a term");
     }
 
     #[test]
     fn the_overlay_keeps_the_lease_index_within_one_batch() {
         let state = MapState::default();
         let mut overlay = Overlay::new(&state);
-        let Ok(_) = execute(&Op::LeaseGrant { ttl_ms: 3000 }, &mut overlay, 2);
-        let Ok(_) = execute(&put("a", "1", 2), &mut overlay, 3);
-        let Ok(_) = execute(&put("b", "1", 2), &mut overlay, 4);
-        let Ok(_) = execute(&Op::Delete { key: b("b") }, &mut overlay, 5);
-        let Ok(revoke) = execute(&Op::LeaseRevoke { id: 2, expired: false }, &mut overlay, 6);
+        let Ok(_) = execute(&Op::LeaseGrant { ttl_ms: 3000 }, &mut overlay, 1, 2);
+        let Ok(_) = execute(&put("a", "1", 2), &mut overlay, 1, 3);
+        let Ok(_) = execute(&put("b", "1", 2), &mut overlay, 1, 4);
+        let Ok(_) = execute(&Op::Delete { key: b("b") }, &mut overlay, 1, 5);
+        let Ok(revoke) = execute(&Op::LeaseRevoke { id: 2, expired: false, term: 0 }, &mut overlay, 1, 6);
         assert_eq!(revoke.results.len(), 1, "a grant, puts and a delete earlier in the batch are seen");
         assert_eq!(overlay.kv.get(&b("a")), Some(&None));
     }

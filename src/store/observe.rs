@@ -62,8 +62,10 @@ pub enum StoreChange {
     Applied { log_id: LogId, request: Option<(u64, u64)>, digest: PayloadDigest },
     /// `apply`: a lease ended at `revision`, revoked by a client or (`expired`) by the leader
     /// because it ran out; every key attached to it was deleted at that revision.
-    /// `remaining_ms` is the lease's last checkpointed remainder (0 = none).
-    LeaseEnded { id: LeaseId, log_id: LogId, expired: bool, ttl_ms: u64, remaining_ms: u64 },
+    LeaseEnded { id: LeaseId, log_id: LogId, expired: bool, ttl_ms: u64 },
+    /// `apply`: a lease's remaining TTL was checkpointed (a non-zero remainder a new leader
+    /// restarts it from).
+    LeaseCheckpointed { id: LeaseId },
     /// `install_snapshot`: the state machine replaced by a snapshot's, applied up to `last`.
     SnapshotInstalled { last: Option<LogId> },
     /// Every write of this node made before this event is now durable (simulated disk only).

@@ -220,6 +220,7 @@ impl StateMachineStore {
         state: &mut Overlay<'_, TreeView<'_>>,
         sessions: &mut BTreeMap<u64, Session>,
         request: &Request,
+        term: u64,
         index: u64,
     ) -> Result<Response, StorageError> {
         let session = match sessions.get(&request.client_id) {
@@ -230,7 +231,7 @@ impl StateMachineStore {
             tracing::debug!(%request, index, "duplicate request answered from its session");
             return Ok(earlier);
         }
-        let response = execute(&request.op, state, index)?;
+        let response = execute(&request.op, state, term, index)?;
         if request.client_id != NO_SESSION {
             let session = Session { last_seq: request.seq, last_response: response.clone() };
             sessions.insert(request.client_id, session);
@@ -352,7 +353,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     membership = StoredMembership::new(Some(entry.log_id), m.clone());
                     noop_response(index)
                 }
-                EntryPayload::Normal(request) => self.apply_request(&mut state, &mut sessions, request, index)?,
+                EntryPayload::Normal(request) => {
+                    self.apply_request(&mut state, &mut sessions, request, entry.log_id.leader_id.term, index)?
+                }
             };
             if self.disk.observer.is_some() {
                 let request = match &entry.payload {
@@ -364,15 +367,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     request,
                     digest: payload_digest(&entry.payload),
                 });
-                if let EntryPayload::Normal(Request { op: Op::LeaseRevoke { id, expired }, .. }) = &entry.payload {
+                if let EntryPayload::Normal(Request { op: Op::LeaseCheckpoint { id, remaining_ms }, .. }) =
+                    &entry.payload
+                {
+                    if response.succeeded && *remaining_ms > 0 {
+                        observed.push(StoreChange::LeaseCheckpointed { id: *id });
+                    }
+                }
+                if let EntryPayload::Normal(Request { op: Op::LeaseRevoke { id, expired, .. }, .. }) = &entry.payload {
                     if let (true, Some(record)) = (response.succeeded, ending) {
-                        observed.push(StoreChange::LeaseEnded {
-                            id: *id,
-                            log_id: entry.log_id,
-                            expired: *expired,
-                            ttl_ms: record.ttl_ms,
-                            remaining_ms: record.remaining_ms,
-                        });
+                        let (id, expired, ttl_ms) = (*id, *expired, record.ttl_ms);
+                        observed.push(StoreChange::LeaseEnded { id, log_id: entry.log_id, expired, ttl_ms });
                     }
                 }
             }

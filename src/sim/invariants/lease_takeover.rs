@@ -7,9 +7,9 @@
 //! index, is below the first index of term `T`), where `T` is the term of the leader that
 //! proposed the revoke (the term of the revoke's entry); then the revoke must first apply at or
 //! after `elected(T) + TTL + max election timeout`. A lease granted within term `T` is held to
-//! [`super::lease_expiry`]'s rule instead, and so is a lease that ended holding a checkpoint (a new
-//! leader lawfully restarts it from the remainder checkpointed before its term, which the end
-//! event does not carry). Leaders checkpoint only when configured to (`lease_checkpoint_interval`).
+//! [`super::lease_expiry`]'s rule instead, and so is a lease that was ever checkpointed (a new
+//! leader lawfully restarts it from a checkpointed remainder; a renewal then clears it). Leaders
+//! checkpoint only when configured to (`lease_checkpoint_interval`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -42,9 +42,15 @@ pub struct LeaseTakeover {
     elected: BTreeMap<u64, Duration>,
     /// The first log index of each term, from appended entries.
     first_index: BTreeMap<u64, u64>,
+    /// Leases that ever had a remainder checkpointed: a new leader lawfully restarts them from it.
+    checkpointed: std::collections::BTreeSet<LeaseId>,
 }
 
 impl LeaseTakeover {
+    pub fn on_checkpointed(&mut self, lease: LeaseId) {
+        self.checkpointed.insert(lease);
+    }
+
     pub fn on_elected(&mut self, term: u64, at: Duration) {
         self.elected.entry(term).or_insert(at);
     }
@@ -66,7 +72,7 @@ impl LeaseTakeover {
         let (Some(&elected_at), Some(&first)) = (self.elected.get(&term), self.first_index.get(&term)) else {
             return Ok(());
         };
-        if lease >= first || at >= elected_at + ttl + self.extension {
+        if lease >= first || self.checkpointed.contains(&lease) || at >= elected_at + ttl + self.extension {
             return Ok(());
         }
         Err(LeaseTakeoverViolation::ExpiredTooSoonAfterTakeover {

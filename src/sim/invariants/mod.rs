@@ -145,13 +145,11 @@ impl Invariants {
                 self.nodes.entry(node).or_default().wiped = true;
                 Ok(())
             }
-            Observed::LeaseEnded { node, lease, log_id, expired, ttl, checkpointed, at } => {
+            Observed::LeaseEnded { node, lease, log_id, expired, ttl, at } => {
                 self.campaigns.on_lease_ended(lease, log_id.index)?;
                 if expired {
                     // A take-over violation explains an early expiry better than the promise it broke.
-                    if !checkpointed {
-                        self.lease_takeover.on_expired(lease, ttl, log_id.leader_id.term, at)?;
-                    }
+                    self.lease_takeover.on_expired(lease, ttl, log_id.leader_id.term, at)?;
                     self.lease_expiry.on_expired(lease, node, log_id.index, at)?;
                 }
                 Ok(())
@@ -233,6 +231,7 @@ impl Invariants {
             }
             // Checked from `Observed::LeaseEnded`, which the queue records beside it with its time.
             StoreChange::LeaseEnded { .. } => {}
+            StoreChange::LeaseCheckpointed { id } => self.lease_takeover.on_checkpointed(id),
             StoreChange::Flushed => {
                 log.durable_vote = log.vote;
                 log.durable_committed = log.committed;
