@@ -174,3 +174,21 @@ fn a_keep_alive_nobody_answers_is_unknown_not_failed() {
     assert!(e.contains(&ep), "the error names the endpoint: {e}");
     assert_no_panic(&o);
 }
+
+/// Every command that talks to a cluster has the same default endpoints (the local cluster `cluster up` starts) and
+/// the same `QUORUMLAB_ENDPOINTS` override: with nothing listening, `cluster status` reports the nodes unreachable
+/// (exit 1) instead of refusing its arguments (exit 2).
+#[test]
+fn cluster_status_without_endpoints_uses_the_local_default_like_kv() {
+    let out = Command::new(EXE)
+        .args(["cluster", "status", "--timeout", "300ms"])
+        .env("QUORUMLAB_ENDPOINTS", "127.0.0.1:1,127.0.0.1:2")
+        .output()
+        .expect("run quorumlab");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(out.status.code(), Some(2), "usage error: {stderr}");
+    assert!(format!("{stdout}{stderr}").contains("127.0.0.1:1"), "the override was not used: {stdout}{stderr}");
+    let help = run(&["cluster", "status", "--help"]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("127.0.0.1:7001"), "the default is documented in --help");
+}

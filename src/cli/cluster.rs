@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
 
-use super::{parse_duration, parse_endpoints, Endpoints, EXIT_FAILED, EXIT_USAGE};
+use super::{parse_duration, parse_endpoints, Endpoints, DEFAULT_ENDPOINTS, EXIT_FAILED, EXIT_USAGE};
 use crate::client::admin;
 use crate::local::LocalCluster;
 use crate::net::Transport;
@@ -22,14 +22,16 @@ pub enum Format {
 pub enum ClusterCommand {
     /// Initialize a new cluster whose voters are the nodes at these endpoints.
     Init {
-        #[arg(long, value_parser = parse_endpoints)]
+        /// The voters' addresses, comma-separated HOST:PORT (default: the local cluster `cluster up` starts).
+        #[arg(long, env = "QUORUMLAB_ENDPOINTS", default_value = DEFAULT_ENDPOINTS, value_parser = parse_endpoints)]
         endpoints: Endpoints,
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         timeout: Duration,
     },
     /// Show every endpoint's Raft status, like `etcdctl endpoint status`.
     Status {
-        #[arg(long, env = "QUORUMLAB_ENDPOINTS", value_parser = parse_endpoints)]
+        /// The cluster's nodes, comma-separated HOST:PORT (default: the local cluster `cluster up` starts).
+        #[arg(long, env = "QUORUMLAB_ENDPOINTS", default_value = DEFAULT_ENDPOINTS, value_parser = parse_endpoints)]
         endpoints: Endpoints,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
@@ -38,7 +40,8 @@ pub enum ClusterCommand {
     },
     /// Add a node as a learner (it replicates the log but does not vote).
     AddLearner {
-        #[arg(long, env = "QUORUMLAB_ENDPOINTS", value_parser = parse_endpoints)]
+        /// The cluster's nodes, comma-separated HOST:PORT (default: the local cluster `cluster up` starts).
+        #[arg(long, env = "QUORUMLAB_ENDPOINTS", default_value = DEFAULT_ENDPOINTS, value_parser = parse_endpoints)]
         endpoints: Endpoints,
         /// The new node's id.
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -54,7 +57,8 @@ pub enum ClusterCommand {
         /// The new voters, comma-separated ids, e.g. 1,2,3,4.
         #[arg(value_delimiter = ',', required = true, value_parser = clap::value_parser!(u64).range(1..))]
         voters: Vec<u64>,
-        #[arg(long, env = "QUORUMLAB_ENDPOINTS", value_parser = parse_endpoints)]
+        /// The cluster's nodes, comma-separated HOST:PORT (default: the local cluster `cluster up` starts).
+        #[arg(long, env = "QUORUMLAB_ENDPOINTS", default_value = DEFAULT_ENDPOINTS, value_parser = parse_endpoints)]
         endpoints: Endpoints,
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         timeout: Duration,

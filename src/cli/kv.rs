@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
-use super::{parse_duration, parse_endpoints, txn, Endpoints, EXIT_FAILED};
+use super::{parse_duration, parse_endpoints, txn, Endpoints, DEFAULT_ENDPOINTS, EXIT_FAILED};
 use crate::client::{Client, ClientConfig, Found, WriteError};
 use crate::net::Transport;
 use crate::types::{show, Compare, KeyValue, LeaseId, Response, Txn, TxnOp, TxnOpResult};
@@ -12,7 +12,7 @@ use crate::types::{show, Compare, KeyValue, LeaseId, Response, Txn, TxnOp, TxnOp
 #[derive(Debug, clap::Args)]
 pub struct Conn {
     /// Cluster endpoints, comma-separated HOST:PORT.
-    #[arg(long, global = true, env = "QUORUMLAB_ENDPOINTS", default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003", value_parser = parse_endpoints)]
+    #[arg(long, global = true, env = "QUORUMLAB_ENDPOINTS", default_value = DEFAULT_ENDPOINTS, value_parser = parse_endpoints)]
     pub(super) endpoints: Endpoints,
     /// Give up after this long (retries included), e.g. 5s or 1500ms.
     #[arg(long, global = true, default_value = "5s", value_parser = parse_duration)]

@@ -40,6 +40,10 @@ enum Command {
     Suite(suite::SuiteArgs),
 }
 
+/// Where every command that talks to a cluster looks when neither `--endpoints` nor
+/// `QUORUMLAB_ENDPOINTS` says: the three nodes `quorumlab cluster up` starts by default.
+pub const DEFAULT_ENDPOINTS: &str = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
+
 /// Exit code for an operation that failed.
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code for a usage error.
