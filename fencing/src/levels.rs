@@ -154,9 +154,12 @@ pub enum DeviceOutcome {
     TimedOut,
 }
 
-/// Names one attempt: outcomes that quote another attempt are stale and ignored.
+/// Names one attempt: outcomes that quote another attempt are stale and ignored. `run` tells
+/// runs apart, so a late answer to an earlier run's attempt (an earlier candidacy, another
+/// target) can never confirm a device of this one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Attempt {
+    pub run: u64,
     pub level: usize,
     pub device: usize,
     /// 1 for the first attempt of this device in this run.
@@ -178,6 +181,7 @@ pub enum FenceStep {
 #[derive(Clone, Debug)]
 pub struct FenceRun {
     plan: FencePlan,
+    run: u64,
     state: RunState,
     /// Invariant: `confirmed[l][d]` is true only if device `d` of level `l` reported `Confirmed`
     /// before its attempt's deadline in this run; `Confirmed { level }` requires the whole row.
@@ -191,11 +195,13 @@ enum RunState {
 }
 
 impl FenceRun {
-    /// Starts a run at `now` and returns its first step. A plan with no levels has nothing that
+    /// Starts run number `run` (the caller's: distinct for every run it starts) at `now` and
+    /// returns its first step. A plan with no levels has nothing that
     /// could confirm, so it fails at once: the caller decides what `none` means, not the executor.
-    pub fn start(plan: &FencePlan, now: Duration) -> (FenceRun, FenceStep) {
+    pub fn start(plan: &FencePlan, run: u64, now: Duration) -> (FenceRun, FenceStep) {
         let confirmed = plan.levels.iter().map(|l| vec![false; l.devices.len()]).collect();
-        let mut run = FenceRun { plan: plan.clone(), state: RunState::Done(FenceStep::AllLevelsFailed), confirmed };
+        let mut run =
+            FenceRun { plan: plan.clone(), run, state: RunState::Done(FenceStep::AllLevelsFailed), confirmed };
         let step = run.begin_level(0, now);
         (run, step)
     }
@@ -251,7 +257,7 @@ impl FenceRun {
             DeviceOutcome::Confirmed => {
                 self.confirmed[at.level][at.device] = true;
                 if at.device + 1 < self.plan.levels[at.level].devices.len() {
-                    self.try_attempt(Attempt { level: at.level, device: at.device + 1, attempt: 1 }, now)
+                    self.try_attempt(Attempt { device: at.device + 1, attempt: 1, ..at }, now)
                 } else {
                     self.finish(FenceStep::Confirmed { level: at.level })
                 }
@@ -273,7 +279,7 @@ impl FenceRun {
         }
         // A level starts from scratch: confirmations of an earlier failed level do not carry over.
         self.confirmed[level].iter_mut().for_each(|c| *c = false);
-        self.try_attempt(Attempt { level, device: 0, attempt: 1 }, now)
+        self.try_attempt(Attempt { run: self.run, level, device: 0, attempt: 1 }, now)
     }
 
     fn try_attempt(&mut self, at: Attempt, now: Duration) -> FenceStep {
@@ -325,12 +331,12 @@ mod tests {
     #[test]
     fn levels_are_tried_in_order_until_one_confirms() {
         let p = plan(&[&[dev(DeviceKind::Stonith, 0)], &[dev(DeviceKind::Firewall, 0)]]);
-        let (mut run, step) = FenceRun::start(&p, Duration::ZERO);
+        let (mut run, step) = FenceRun::start(&p, 1, Duration::ZERO);
         let first = attempt(step);
-        assert_eq!(first, Attempt { level: 0, device: 0, attempt: 1 });
+        assert_eq!(first, Attempt { run: 1, level: 0, device: 0, attempt: 1 });
         let step = run.on_outcome(S / 2, first, DeviceOutcome::Failed).expect("fresh");
         let second = attempt(step);
-        assert_eq!(second, Attempt { level: 1, device: 0, attempt: 1 }, "level 0 failed: on to level 1");
+        assert_eq!(second, Attempt { run: 1, level: 1, device: 0, attempt: 1 }, "level 0 failed: on to level 1");
         assert_eq!(run.on_outcome(S, second, DeviceOutcome::Confirmed), Some(FenceStep::Confirmed { level: 1 }));
         assert!(run.is_done());
     }
@@ -338,17 +344,17 @@ mod tests {
     #[test]
     fn every_device_of_a_level_must_confirm() {
         let p = plan(&[&[dev(DeviceKind::Stonith, 0), dev(DeviceKind::Firewall, 0)]]);
-        let (mut run, step) = FenceRun::start(&p, Duration::ZERO);
+        let (mut run, step) = FenceRun::start(&p, 1, Duration::ZERO);
         let step = run.on_outcome(S / 4, attempt(step), DeviceOutcome::Confirmed).expect("fresh");
         let fw = attempt(step);
-        assert_eq!(fw, Attempt { level: 0, device: 1, attempt: 1 }, "STONITH alone does not confirm the level");
+        assert_eq!(fw, Attempt { run: 1, level: 0, device: 1, attempt: 1 }, "STONITH alone does not confirm the level");
         assert_eq!(run.on_outcome(S / 2, fw, DeviceOutcome::Failed), Some(FenceStep::AllLevelsFailed));
     }
 
     #[test]
     fn a_timeout_is_a_failure_never_a_success() {
         let p = plan(&[&[dev(DeviceKind::Stonith, 0)]]);
-        let (mut run, _) = FenceRun::start(&p, Duration::ZERO);
+        let (mut run, _) = FenceRun::start(&p, 1, Duration::ZERO);
         assert_eq!(run.on_tick(S - Duration::from_millis(1)), None, "not yet");
         assert_eq!(run.on_tick(S), Some(FenceStep::AllLevelsFailed));
     }
@@ -356,26 +362,30 @@ mod tests {
     #[test]
     fn a_confirmation_after_the_deadline_counts_as_a_timeout() {
         let p = plan(&[&[dev(DeviceKind::Firewall, 0)]]);
-        let (mut run, step) = FenceRun::start(&p, Duration::ZERO);
+        let (mut run, step) = FenceRun::start(&p, 1, Duration::ZERO);
         assert_eq!(run.on_outcome(S, attempt(step), DeviceOutcome::Confirmed), Some(FenceStep::AllLevelsFailed));
     }
 
     #[test]
     fn retries_are_spent_before_the_level_fails() {
         let p = plan(&[&[dev(DeviceKind::Credentials, 2)]]);
-        let (mut run, step) = FenceRun::start(&p, Duration::ZERO);
+        let (mut run, step) = FenceRun::start(&p, 1, Duration::ZERO);
         let a1 = attempt(step);
         let a2 = attempt(run.on_outcome(S / 2, a1, DeviceOutcome::Failed).expect("fresh"));
         assert_eq!(a2.attempt, 2);
         let a3 = attempt(run.on_tick(S / 2 + S).expect("timed out"));
         assert_eq!(a3.attempt, 3);
-        assert_eq!(run.on_outcome(2 * S, a3, DeviceOutcome::TimedOut), Some(FenceStep::AllLevelsFailed), "budget spent");
+        assert_eq!(
+            run.on_outcome(2 * S, a3, DeviceOutcome::TimedOut),
+            Some(FenceStep::AllLevelsFailed),
+            "budget spent"
+        );
     }
 
     #[test]
     fn a_retry_that_confirms_confirms_the_device() {
         let p = plan(&[&[dev(DeviceKind::Stonith, 1)]]);
-        let (mut run, step) = FenceRun::start(&p, Duration::ZERO);
+        let (mut run, step) = FenceRun::start(&p, 1, Duration::ZERO);
         let a2 = attempt(run.on_outcome(S / 2, attempt(step), DeviceOutcome::Failed).expect("fresh"));
         assert_eq!(run.on_outcome(S, a2, DeviceOutcome::Confirmed), Some(FenceStep::Confirmed { level: 0 }));
     }
@@ -383,7 +393,7 @@ mod tests {
     #[test]
     fn stale_outcomes_change_nothing() {
         let p = plan(&[&[dev(DeviceKind::Stonith, 1)]]);
-        let (mut run, step) = FenceRun::start(&p, Duration::ZERO);
+        let (mut run, step) = FenceRun::start(&p, 1, Duration::ZERO);
         let a1 = attempt(step);
         let a2 = attempt(run.on_outcome(S / 2, a1, DeviceOutcome::Failed).expect("fresh"));
         assert_eq!(run.on_outcome(S / 2, a1, DeviceOutcome::Confirmed), None, "the first attempt's late answer");
@@ -391,8 +401,18 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_to_an_earlier_run_never_confirms_this_one() {
+        let p = plan(&[&[dev(DeviceKind::Stonith, 0)]]);
+        let (_, _) = FenceRun::start(&p, 1, Duration::ZERO);
+        let (mut second, step) = FenceRun::start(&p, 2, S * 10);
+        let earlier = Attempt { run: 1, ..attempt(step) };
+        assert_eq!(second.on_outcome(S * 10, earlier, DeviceOutcome::Confirmed), None);
+        assert!(!second.is_done());
+    }
+
+    #[test]
     fn an_empty_plan_never_confirms() {
-        let (run, step) = FenceRun::start(&FencePlan::none(), Duration::ZERO);
+        let (run, step) = FenceRun::start(&FencePlan::none(), 1, Duration::ZERO);
         assert_eq!(step, FenceStep::AllLevelsFailed);
         assert!(run.is_done());
     }
@@ -409,7 +429,8 @@ mod tests {
 
     #[test]
     fn a_plan_reads_as_its_levels() {
-        let p = plan(&[&[dev(DeviceKind::Stonith, 0), dev(DeviceKind::Firewall, 0)], &[dev(DeviceKind::Credentials, 0)]]);
+        let p =
+            plan(&[&[dev(DeviceKind::Stonith, 0), dev(DeviceKind::Firewall, 0)], &[dev(DeviceKind::Credentials, 0)]]);
         assert_eq!(p.to_string(), "Stonith & Firewall | Credentials");
         assert_eq!(p.worst_case(), 3 * S);
     }
@@ -457,7 +478,7 @@ mod tests {
             actions in prop::collection::vec(arb_action(), 0..40),
         ) {
             let mut now = Duration::ZERO;
-            let (mut run, mut step) = FenceRun::start(&plan, now);
+            let (mut run, mut step) = FenceRun::start(&plan, 1, now);
             // The model: which devices of the level in flight were confirmed in time, as the
             // driver saw it, independently of the executor's own bookkeeping.
             let mut seen: Vec<bool> = Vec::new();
@@ -477,8 +498,10 @@ mod tests {
                         run.on_outcome(now, at, outcome)
                     }
                     Action::Stale { outcome } => {
-                        let stale = Attempt { attempt: at.attempt + 1, ..at };
-                        prop_assert_eq!(run.on_outcome(now, stale, outcome), None);
+                        let later = Attempt { attempt: at.attempt + 1, ..at };
+                        prop_assert_eq!(run.on_outcome(now, later, outcome), None);
+                        let other_run = Attempt { run: at.run + 1, ..at };
+                        prop_assert_eq!(run.on_outcome(now, other_run, outcome), None);
                         None
                     }
                     Action::Wait { ms } => {
