@@ -122,7 +122,8 @@ impl SupervisorConfig {
 
     /// Refuses impossible configurations, naming the rule and the numbers. Never adjusts.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (field, value) in [("ttl", self.ttl), ("loop_wait", self.loop_wait), ("retry_timeout", self.retry_timeout)] {
+        for (field, value) in [("ttl", self.ttl), ("loop_wait", self.loop_wait), ("retry_timeout", self.retry_timeout)]
+        {
             if value.is_zero() {
                 return Err(ConfigError::Zero { field });
             }
@@ -147,7 +148,10 @@ impl SupervisorConfig {
         }
         if self.watchdog != WatchdogMode::Off {
             if self.safety_margin >= self.ttl {
-                return Err(ConfigError::WatchdogTimeoutNotPositive { ttl: self.ttl, safety_margin: self.safety_margin });
+                return Err(ConfigError::WatchdogTimeoutNotPositive {
+                    ttl: self.ttl,
+                    safety_margin: self.safety_margin,
+                });
             }
             let timeout = self.watchdog_timeout();
             if timeout <= self.loop_wait {
@@ -188,7 +192,8 @@ mod tests {
 
     #[test]
     fn the_timing_rule_is_refused_with_its_numbers_not_adjusted() {
-        let cfg = SupervisorConfig { loop_wait: secs(10), retry_timeout: secs(11), ..SupervisorConfig::patroni_defaults() };
+        let cfg =
+            SupervisorConfig { loop_wait: secs(10), retry_timeout: secs(11), ..SupervisorConfig::patroni_defaults() };
         let err = cfg.validate().expect_err("10 + 2 × 11 > 30");
         assert_eq!(
             err,
@@ -207,7 +212,12 @@ mod tests {
 
     #[test]
     fn the_timing_rule_holds_at_equality() {
-        let cfg = SupervisorConfig { ttl: secs(30), loop_wait: secs(10), retry_timeout: secs(10), ..SupervisorConfig::patroni_defaults() };
+        let cfg = SupervisorConfig {
+            ttl: secs(30),
+            loop_wait: secs(10),
+            retry_timeout: secs(10),
+            ..SupervisorConfig::patroni_defaults()
+        };
         assert_eq!(cfg.validate(), Ok(()));
     }
 
@@ -238,7 +248,10 @@ mod tests {
             safety_margin: secs(21),
             ..SupervisorConfig::patroni_defaults()
         };
-        assert_eq!(cfg.validate(), Err(ConfigError::WatchdogFiresBetweenFeeds { timeout: secs(9), loop_wait: secs(10) }));
+        assert_eq!(
+            cfg.validate(),
+            Err(ConfigError::WatchdogFiresBetweenFeeds { timeout: secs(9), loop_wait: secs(10) })
+        );
     }
 
     #[test]
@@ -277,7 +290,10 @@ mod tests {
     #[test]
     fn a_fence_plan_with_an_empty_level_is_refused() {
         let fence = FencePlan {
-            levels: vec![Level { devices: vec![Device::new(DeviceKind::Stonith, secs(2), 1)] }, Level { devices: vec![] }],
+            levels: vec![
+                Level { devices: vec![Device::new(DeviceKind::Stonith, secs(2), 1)] },
+                Level { devices: vec![] },
+            ],
         };
         let cfg = SupervisorConfig { fence, ..SupervisorConfig::patroni_defaults() };
         assert_eq!(cfg.validate(), Err(ConfigError::Fence(PlanError::EmptyLevel { level: 1 })));

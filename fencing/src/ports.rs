@@ -3,7 +3,7 @@
 //! stores, PDUs, firewalls and `/dev/watchdog`. Nothing in this crate implements them.
 //!
 //! Every call only *starts* an operation and returns its [`RequestId`]; the outcome comes back
-//! later as an supervisor event (or, for fence devices, a
+//! later as an [`crate::supervisor::Event`] (or, for fence devices, a
 //! [`crate::levels::DeviceOutcome`]) stamped with the host clock's reading when it arrived. No
 //! call may block the supervisor, and every operation must end — answered, failed or timed out
 //! — by a deadline the port enforces, because a supervisor waiting forever on a port is a
