@@ -44,7 +44,12 @@ fn arb_config() -> impl Strategy<Value = SupervisorConfig> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // A fixed seed: the same environments on every run, so a failure replays (and CI never flakes on a new draw).
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_127),
+        ..ProptestConfig::default()
+    })]
 
     /// Whatever the environment answers, late or wrong: the invariants hold after every step;
     /// a Promote follows a won key and, under a fence plan, a level whose every device this
