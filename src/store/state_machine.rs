@@ -285,33 +285,39 @@ impl StateMachineStore {
             out.push_kv(&key[1..], &value);
         }
         out.begin_sessions();
-        for item in self.sm.scan_prefix([SESSION_PREFIX]) {
-            let (key, value) = item.map_err(codec::read_state_machine)?;
-            let id_bytes: [u8; 8] = key[1..]
-                .try_into()
-                .map_err(|_| codec::read_state_machine(CorruptRecord(format!("session key of {} bytes", key.len()))))?;
-            out.push_session(u64::from_be_bytes(id_bytes), &value);
+        for item in scan_ids(&self.sm, SESSION_PREFIX, "session") {
+            let (client_id, value) = item?;
+            out.push_session(client_id, &value);
         }
         out.begin_leases();
-        for item in self.sm.scan_prefix([LEASE_PREFIX]) {
-            let (key, value) = item.map_err(codec::read_state_machine)?;
-            let id_bytes: [u8; 8] = key[1..]
-                .try_into()
-                .map_err(|_| codec::read_state_machine(CorruptRecord(format!("lease key of {} bytes", key.len()))))?;
-            out.push_lease(u64::from_be_bytes(id_bytes), &value);
+        for item in scan_ids(&self.sm, LEASE_PREFIX, "lease") {
+            let (id, value) = item?;
+            out.push_lease(id, &value);
         }
         Ok(out.finish())
     }
 }
 
+/// The records under `prefix ++ id (big-endian u64)`, in id order, with their ids; a key of another length is
+/// reported as a corrupt `what` record.
+fn scan_ids<'a>(
+    sm: &'a Tree,
+    prefix: u8,
+    what: &'a str,
+) -> impl Iterator<Item = Result<(u64, sled::IVec), StorageError>> + 'a {
+    sm.scan_prefix([prefix]).map(move |item| {
+        let (key, value) = item.map_err(codec::read_state_machine)?;
+        let id = <[u8; 8]>::try_from(&key[1..])
+            .map_err(|_| codec::read_state_machine(CorruptRecord(format!("{what} key of {} bytes", key.len()))))?;
+        Ok((u64::from_be_bytes(id), value))
+    })
+}
+
 fn read_leases(sm: &Tree) -> Result<BTreeMap<LeaseId, LeaseRecord>, StorageError> {
     let mut leases = BTreeMap::new();
-    for item in sm.scan_prefix([LEASE_PREFIX]) {
-        let (key, value) = item.map_err(codec::read_state_machine)?;
-        let id_bytes: [u8; 8] = key[1..]
-            .try_into()
-            .map_err(|_| codec::read_state_machine(CorruptRecord(format!("lease key of {} bytes", key.len()))))?;
-        leases.insert(u64::from_be_bytes(id_bytes), decode(&value).map_err(codec::read_state_machine)?);
+    for item in scan_ids(sm, LEASE_PREFIX, "lease") {
+        let (id, value) = item?;
+        leases.insert(id, decode(&value).map_err(codec::read_state_machine)?);
     }
     Ok(leases)
 }
