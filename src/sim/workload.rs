@@ -125,7 +125,7 @@ pub async fn client(
     let Some(holder_options) = options.holders.clone() else {
         return kv_client(shared, rec, control, dc, options, setup).await;
     };
-    let host = shared.options.client_hosts().get(&dc).cloned().unwrap_or_else(|| format!("{dc}-client"));
+    let host = super::layout::client_host(&dc);
     let holder =
         hold(shared.clone(), rec.clone(), control.clone(), dc.clone(), host, holder_options, options.op_timeout);
     let (kv, held) = tokio::join!(kv_client(shared, rec, control, dc, options, setup), holder);
