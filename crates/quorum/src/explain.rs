@@ -350,13 +350,13 @@ impl ExplainReport {
             .iter()
             .map(|dc| {
                 let clients = if dc.clients { "yes" } else { "no" };
-                vec![
-                    dc.name.clone(),
-                    dc.voters.to_string(),
-                    dc.learners.to_string(),
-                    clients.into(),
-                    if dc.hosts.is_empty() { "(clients only)".to_string() } else { dc.hosts.join(" ") },
-                ]
+                // A datacenter without nodes holds clients, or only database hosts (which are not Raft nodes).
+                let hosts = match (dc.hosts.is_empty(), dc.clients) {
+                    (false, _) => dc.hosts.join(" "),
+                    (true, true) => "(clients only)".to_string(),
+                    (true, false) => "(no nodes)".to_string(),
+                };
+                vec![dc.name.clone(), dc.voters.to_string(), dc.learners.to_string(), clients.into(), hosts]
             })
             .collect();
         doc.table(&["datacenter", "voters", "learners", "clients", "hosts"], rows);

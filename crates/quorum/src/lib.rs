@@ -37,4 +37,6 @@ pub use leader::{
 };
 pub use majority::{failures_tolerated, majority, QuorumRule};
 pub use predict::{predict, predict_with, NodeVerdict, Prediction};
-pub use topology::{Datacenter, LinkProfile, Node, NodeId, RaftTiming, Role, Topology, TopologyError};
+pub use topology::{
+    Datacenter, DbHost, FencePath, LinkProfile, MemberId, Node, NodeId, RaftTiming, Role, Topology, TopologyError,
+};

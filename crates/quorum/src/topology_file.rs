@@ -6,11 +6,19 @@
 //! name = "etcd-2-2-1"
 //! description = "one line: what this topology teaches"
 //!
-//! [[datacenter]]          # one per datacenter, in the order node ids are given
+//! [[datacenter]]          # one per datacenter, in the order node ids and database member ids are given
 //! name = "dc1"            # lowercase letters, digits and '-': hosts are named dc1-n1, dc1-n2, ...
 //! voters = 2
 //! learners = 0            # optional, default 0
 //! clients = true          # optional, default false: clients sit here (a DC may hold clients and no node)
+//! databases = 2           # optional, default 0, at most 9: database hosts dc1-db1, dc1-db2, ... sit here; their
+//!                         #   member ids count 1, 2, ... across datacenters in file order, apart from node ids
+//!                         #   (a DC may hold only databases: voters = 0, no learners, no clients)
+//! fence_path = "in-band"  # optional, default "out-of-band": how the fence devices (power switch, firewall,
+//!                         #   credential authority) acting on this DC's database hosts are reached:
+//!                         #   "out-of-band" over a management network that no network fault cuts; "in-band" over
+//!                         #   the same links as everything else, so a cut between the fencer's DC and this one
+//!                         #   leaves the devices out of the fencer's reach
 //!
 //! [local_link]            # optional, default 1 ms, 0 ms jitter: every link inside a datacenter
 //! latency_ms = 1
@@ -38,11 +46,17 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::topology::{pair_key, Datacenter, LinkProfile, RaftTiming, Topology};
+use crate::topology::{pair_key, Datacenter, FencePath, LinkProfile, RaftTiming, Topology};
 
 /// Most voters or learners one datacenter may declare: enough for any real cluster, small enough that the
 /// enumerations in `explain` stay instant.
 pub const MAX_NODES_PER_DC: i64 = 99;
+
+/// Most database hosts one datacenter may declare: a primary and its replicas, and `<dc>-db<k>` keeps `k` one digit.
+pub const MAX_DATABASES_PER_DC: i64 = 9;
+
+/// The values `fence_path` accepts, as the file spells them.
+const FENCE_PATHS: [(&str, FencePath); 2] = [("out-of-band", FencePath::OutOfBand), ("in-band", FencePath::InBand)];
 
 /// A topology file that cannot be used, with the place to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,6 +103,8 @@ struct RawDatacenter {
     learners: Option<Spanned<toml::Value>>,
     #[serde(default)]
     clients: bool,
+    databases: Option<Spanned<toml::Value>>,
+    fence_path: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +150,17 @@ impl Locator<'_> {
             }
             _ => Err(self.error_at(&value.span(), format!("{what} must be a whole number ≥ 0"))),
         }
+    }
+
+    /// One of [`FENCE_PATHS`], or an error that lists them.
+    fn fence_path(&self, value: &Spanned<toml::Value>, what: &str) -> Result<FencePath, TopologyError> {
+        if let toml::Value::String(text) = value.get_ref() {
+            if let Some((_, path)) = FENCE_PATHS.iter().find(|(name, _)| name == text) {
+                return Ok(*path);
+            }
+        }
+        let allowed: Vec<String> = FENCE_PATHS.iter().map(|(name, _)| format!("\"{name}\"")).collect();
+        Err(self.error_at(&value.span(), format!("{what} must be {}, not {}", allowed.join(" or "), value.get_ref())))
     }
 }
 
@@ -190,16 +217,26 @@ fn validate(at: &Locator, raw: RawTopology) -> Result<Topology, TopologyError> {
             }
             None => 0,
         };
-        if voters + learners == 0 && !raw_dc.clients {
+        let databases = match &raw_dc.databases {
+            Some(value) => {
+                at.whole_number(value, &format!("datacenter \"{name}\": databases"), MAX_DATABASES_PER_DC)? as u32
+            }
+            None => 0,
+        };
+        let fence_path = match &raw_dc.fence_path {
+            Some(value) => at.fence_path(value, &format!("datacenter \"{name}\": fence_path"))?,
+            None => FencePath::OutOfBand,
+        };
+        if voters + learners + databases == 0 && !raw_dc.clients {
             return Err(at.error_at(
                 &raw_dc.voters.span(),
                 format!(
-                    "datacenter \"{name}\" has no voters, no learners and no clients: give it a node or clients, or \
-                     remove it"
+                    "datacenter \"{name}\" has no voters, no learners, no clients and no databases: give it a node, \
+                     clients or databases, or remove it"
                 ),
             ));
         }
-        datacenters.push(Datacenter { name, voters, learners, clients: raw_dc.clients });
+        datacenters.push(Datacenter { name, voters, learners, clients: raw_dc.clients, databases, fence_path });
     }
     if datacenters.iter().all(|dc| dc.voters == 0) {
         return Err(at.error_at(
@@ -358,4 +395,94 @@ fn raft_timing(at: &Locator, raw: Option<&RawRaft>) -> Result<RaftTiming, Topolo
         rpc_timeout_ms,
         request_timeout_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_dc(fields: &str) -> Result<Topology, TopologyError> {
+        let text =
+            format!("name = \"t\"\ndescription = \"one datacenter\"\n\n[[datacenter]]\nname = \"dc1\"\n{fields}\n");
+        Topology::parse("t.toml", &text)
+    }
+
+    #[test]
+    fn databases_and_fence_path_default_to_none_and_out_of_band() {
+        let topology = one_dc("voters = 3").expect("valid");
+        let dc = &topology.datacenters()[0];
+        assert_eq!((dc.databases, dc.fence_path), (0, FencePath::OutOfBand));
+        assert!(topology.db_hosts().is_empty());
+    }
+
+    #[test]
+    fn databases_and_fence_path_are_read() {
+        let topology = one_dc("voters = 3\ndatabases = 9\nfence_path = \"in-band\"").expect("valid");
+        let dc = &topology.datacenters()[0];
+        assert_eq!((dc.databases, dc.fence_path), (9, FencePath::InBand));
+        assert_eq!(topology.db_hosts().last().map(|db| db.host.as_str()), Some("dc1-db9"));
+        let topology = one_dc("voters = 3\ndatabases = 0\nfence_path = \"out-of-band\"").expect("valid");
+        assert_eq!(topology.fence_path("dc1"), Some(FencePath::OutOfBand));
+    }
+
+    #[test]
+    fn bad_databases_and_fence_path_name_the_line_and_the_field() {
+        let error = |fields: &str| one_dc(fields).expect_err("refused").to_string();
+        assert_eq!(
+            error("voters = 3\ndatabases = -1"),
+            "t.toml:7: datacenter \"dc1\": databases must be a whole number ≥ 0"
+        );
+        assert_eq!(
+            error("voters = 3\ndatabases = \"two\""),
+            "t.toml:7: datacenter \"dc1\": databases must be a whole number ≥ 0"
+        );
+        assert_eq!(
+            error("voters = 3\ndatabases = 12"),
+            "t.toml:7: datacenter \"dc1\": databases = 12 is more than this tool models (at most 9)"
+        );
+        assert_eq!(
+            error("voters = 3\nfence_path = \"sideways\""),
+            "t.toml:7: datacenter \"dc1\": fence_path must be \"out-of-band\" or \"in-band\", not \"sideways\""
+        );
+        assert_eq!(
+            error("voters = 3\nfence_path = \"OutOfBand\""),
+            "t.toml:7: datacenter \"dc1\": fence_path must be \"out-of-band\" or \"in-band\", not \"OutOfBand\""
+        );
+    }
+
+    #[test]
+    fn a_datacenter_may_hold_only_databases() {
+        let text = r#"
+name = "t"
+description = "voters in dc1, only databases in dc2"
+
+[[datacenter]]
+name = "dc1"
+voters = 3
+clients = true
+
+[[datacenter]]
+name = "dc2"
+voters = 0
+databases = 2
+fence_path = "in-band"
+
+[[link]]
+between = ["dc1", "dc2"]
+latency_ms = 10
+"#;
+        let topology = Topology::parse("t.toml", text).expect("a databases-only datacenter is accepted");
+        assert_eq!(topology.nodes_in_dc("dc2"), Vec::<u64>::new());
+        let dbs: Vec<_> = topology.db_hosts().iter().map(|db| (db.member, db.host.as_str())).collect();
+        assert_eq!(dbs, vec![(1, "dc2-db1"), (2, "dc2-db2")]);
+        assert_eq!(topology.client_dcs(), vec!["dc1"]);
+        assert_eq!(topology.dc_of_host("dc2-db2"), Some("dc2"));
+        // Whatever holds nothing at all is still refused.
+        let empty = text.replace("databases = 2\n", "");
+        let error = Topology::parse("t.toml", &empty).expect_err("an empty datacenter is refused").to_string();
+        assert!(
+            error.starts_with("t.toml:12: datacenter \"dc2\" has no voters, no learners, no clients and no databases"),
+            "{error}"
+        );
+    }
 }

@@ -85,3 +85,17 @@ jitter_ms = 5
     assert_eq!(topology.raft_timing(), quorumlab_quorum::RaftTiming::default());
     assert_eq!(topology.client_dcs(), vec!["east"]);
 }
+
+#[test]
+fn shipped_topologies_place_their_database_hosts() {
+    let hosts = |name: &str| -> Vec<(u64, String)> {
+        let topology = quorumlab_quorum::shipped::load(name).expect("shipped topologies are valid");
+        assert!(topology.datacenters().iter().all(|dc| dc.fence_path == quorumlab_quorum::FencePath::OutOfBand));
+        topology.db_hosts().iter().map(|db| (db.member, db.host.clone())).collect()
+    };
+    let owned = |list: &[(u64, &str)]| list.iter().map(|&(m, h)| (m, h.to_string())).collect::<Vec<_>>();
+    assert_eq!(hosts("etcd-2-2-1"), owned(&[(1, "dc1-db1"), (2, "dc1-db2"), (3, "dc2-db1")]));
+    assert_eq!(hosts("etcd-3-2"), owned(&[(1, "dc1-db1"), (2, "dc1-db2"), (3, "dc2-db1")]));
+    assert_eq!(hosts("etcd-3"), owned(&[(1, "dc1-db1"), (2, "dc1-db2"), (3, "dc1-db3")]));
+    assert!(hosts("etcd-5").is_empty());
+}
