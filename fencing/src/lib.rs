@@ -16,11 +16,16 @@
 //! - [`ports`]: the traits a simulator (or a deployment) implements so decisions reach the world —
 //!   [`ports::ConsensusStore`], [`ports::PowerSwitch`], [`ports::Firewall`],
 //!   [`ports::CredentialAuthority`], [`ports::Watchdog`]. None is implemented here.
+//! - [`check`]: the checkers that judge one simulated run's database history
+//!   ([`check::DbRecord`]): no fork among acknowledged writes, tokens never decreasing along the
+//!   chain, no acknowledged write lost under synchronous replication, no stale read by a deposed
+//!   primary; and [`check::classify`], the run's cell in the matrix. One file per property.
 //!
 //! A host drives it like this: build a [`supervisor::Supervisor`] from a validated
 //! [`config::SupervisorConfig`]; call `step(now, Event::Tick)` every loop and `step(now, event)`
 //! whenever a port reports an outcome; execute the returned decisions in order.
 
+pub mod check;
 pub mod config;
 pub mod levels;
 pub mod ports;
