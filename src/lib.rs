@@ -9,6 +9,7 @@ pub mod pb {
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod db;
 pub mod lease;
 pub mod local;
 pub mod net;

@@ -104,6 +104,19 @@ pub struct Deadlines {
 /// A lazily connecting gRPC channel to `addr` (`host:port`). It reconnects by itself after a
 /// failure; every request on it fails with `Unavailable` or `DeadlineExceeded` rather than hang.
 pub fn channel(transport: Transport, addr: &str, deadlines: Deadlines) -> Result<Channel, tonic::transport::Error> {
+    channel_through(transport, addr, deadlines, |conn| conn)
+}
+
+/// [`channel`], with every connection it dials passed through `wrap` first (a host firewall, say).
+pub fn channel_through<C>(
+    transport: Transport,
+    addr: &str,
+    deadlines: Deadlines,
+    wrap: impl Fn(Conn) -> C + Clone + Send + Sync + 'static,
+) -> Result<Channel, tonic::transport::Error>
+where
+    C: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     // HTTP/2 keep-alive closes a connection that stopped answering, so the channel reconnects. Without it a
     // connection that lost bytes while a link was cut (turmoil's TCP does not retransmit; a real one can give up
     // too) hangs every later request until its deadline, forever: a healed partition would never heal.
@@ -117,6 +130,7 @@ pub fn channel(transport: Transport, addr: &str, deadlines: Deadlines) -> Result
     let target = addr.to_string();
     let connector = tower::service_fn(move |_uri: tonic::transport::Uri| {
         let target = target.clone();
+        let wrap = wrap.clone();
         async move {
             let conn = match transport {
                 Transport::Tcp => {
@@ -126,7 +140,7 @@ pub fn channel(transport: Transport, addr: &str, deadlines: Deadlines) -> Result
                 }
                 Transport::Sim => Conn::Sim(turmoil::net::TcpStream::connect(target.as_str()).await?),
             };
-            Ok::<_, io::Error>(TokioIo::new(conn))
+            Ok::<_, io::Error>(TokioIo::new(wrap(conn)))
         }
     });
     Ok(endpoint.connect_with_connector_lazy(connector))
