@@ -1,6 +1,7 @@
 //! The `quorumlab` command line. Exit codes: 0 success, 1 operation failed, 2 usage error.
 
 mod cluster;
+mod fencing;
 mod kv;
 mod lease;
 mod node;
@@ -38,6 +39,8 @@ enum Command {
     /// Quorum math over datacenter topologies.
     Quorum(quorumlab_quorum::cli::Args),
     Suite(suite::SuiteArgs),
+    /// The failover supervisor: fence strategies against the faults that split a primary from its quorum.
+    Fencing(fencing::FencingArgs),
 }
 
 /// Where every command that talks to a cluster looks when neither `--endpoints` nor
@@ -59,7 +62,7 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Suite(_) => crate::sim::trace::init_suite_tracing(),
+        Command::Suite(_) | Command::Fencing(_) => crate::sim::trace::init_suite_tracing(),
         _ => crate::sim::trace::init_cli_tracing(),
     }
     let code = match cli.command {
@@ -70,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Kv(cmd) => with_runtime(kv::run(cmd)),
         Command::Lease(cmd) => with_runtime(lease::run(cmd)),
         Command::Suite(args) => suite::run(args),
+        Command::Fencing(args) => fencing::run(args),
     };
     ExitCode::from(code)
 }

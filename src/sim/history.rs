@@ -60,6 +60,16 @@ impl Recorder {
         p
     }
 
+    /// A new process tagged `tag`, for a client that records its own operations (the database's).
+    pub fn process(&self, tag: &str) -> u64 {
+        self.new_process(Some(tag))
+    }
+
+    /// Records one event of `process`'s operation `f` on `key`.
+    pub fn event(&self, process: u64, kind: EventKind, f: &str, key: &str, value: Value) {
+        self.push(process, kind, f, key, value);
+    }
+
     /// The tag of every process whose client was created with [`Recorder::tagged_client`].
     pub fn tags(&self) -> BTreeMap<u64, String> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).tags.clone()

@@ -58,13 +58,10 @@ impl SimOptions {
         self.topology.nodes().iter().filter(|n| n.role == Role::Learner).map(|n| n.id).collect()
     }
 
-    /// The datacenter a host sits in: a node's own, a client host's by its name; `None` for other hosts.
+    /// The datacenter a host sits in: a node's or a database host's own, any other host's by its name's
+    /// `<dc>-` prefix (`dc1-client`, `dc2-dbclient`); `None` for hosts placed nowhere.
     pub fn dc_of_host(&self, host: &str) -> Option<String> {
-        if let Some(node) = self.topology.node_by_host(host) {
-            return Some(node.dc.clone());
-        }
-        let dc = host.strip_suffix("-client")?;
-        self.topology.datacenter(dc).map(|dc| dc.name.clone())
+        self.topology.dc_of_host(host).map(str::to_string)
     }
 
     /// The link profile between two hosts, by their datacenters; `None` when either is not placed.

@@ -18,6 +18,7 @@
 //!    bounce hosts between steps; partitions may also be cut from inside a client future.
 //! 4. When a client gets an ok for a write, call [`Shared::acknowledged`] with its revision.
 
+pub mod fencing;
 pub mod history;
 pub mod holder;
 pub mod invariants;
@@ -275,6 +276,8 @@ pub struct SimCluster<'a> {
     pub shared: Shared,
     /// Every host added so far, nodes and clients, in the order added.
     hosts: Vec<String>,
+    /// The database hosts, their supervisors and fence devices, when the run has them.
+    pub fencing: Option<Arc<fencing::World>>,
 }
 
 impl<'a> SimCluster<'a> {
@@ -302,7 +305,7 @@ impl<'a> SimCluster<'a> {
             invariants: Arc::new(Mutex::new(Invariants::new(election_max))),
             clocks: Arc::default(),
         };
-        let mut cluster = SimCluster { sim, shared, hosts: Vec::new() };
+        let mut cluster = SimCluster { sim, shared, hosts: Vec::new(), fencing: None };
         let ids: Vec<NodeId> = cluster.shared.options.nodes.keys().copied().collect();
         for id in ids {
             cluster.add_host(id);
@@ -315,6 +318,21 @@ impl<'a> SimCluster<'a> {
         let name = shared.host(id).to_string();
         self.sim.host(name.clone(), move || run_host(shared.clone(), id));
         self.place_links(&name);
+    }
+
+    /// Adds the topology's database hosts (each with its supervisor) and one database client per
+    /// client datacenter, all sharing `world`; the driver then applies what their fence devices queue.
+    pub fn add_databases(&mut self, world: Arc<fencing::World>, control: Arc<workload::Control>) {
+        for (&member, host) in &world.members.clone() {
+            let w = world.clone();
+            self.sim.host(host.clone(), move || fencing::db_host(w.clone(), member));
+            self.place_links(host);
+        }
+        for dc in self.shared.options.client_hosts().into_keys() {
+            let f = fencing::clients::run(world.clone(), control.clone(), dc.clone());
+            self.client(&fencing::db_client_host(&dc), f);
+        }
+        self.fencing = Some(world);
     }
 
     /// Gives every link between `host` and the hosts before it its topology's latency profile.
@@ -357,6 +375,10 @@ impl<'a> SimCluster<'a> {
         // A node that breaks an invariant may panic on its own assertion later in the same tick;
         // the violation, recorded before the panic, is the better report.
         let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.sim.step()));
+        if let Some(world) = &self.fencing {
+            let now = self.sim.elapsed();
+            world.after_step(&mut self.sim, now);
+        }
         let checked = self.shared.check_safety();
         match stepped {
             Ok(stepped) => {

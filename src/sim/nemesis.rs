@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use quorumlab_quorum::{Connectivity, FaultShape, Topology};
 
+use super::fencing::faults::{DbFault, DbTarget};
 use super::schedule::{resolve, Fault, Target};
 use super::{layout, SimCluster};
 use crate::types::NodeId;
@@ -50,6 +51,10 @@ pub struct ActiveFault {
     pub shape: Option<FaultShape>,
     /// The node it targets (crash, power loss, pause).
     pub node: Option<NodeId>,
+    /// A database fault: the member it hit, and every host it cuts off (the member, a replica
+    /// beside it and their datacenter's database client).
+    pub member: Option<u64>,
+    pub hosts: Vec<String>,
 }
 
 /// Applies faults to one simulated cluster.
@@ -60,6 +65,8 @@ pub struct Nemesis {
     links: BTreeMap<(String, String), LinkState>,
     /// Nodes this nemesis took down.
     down: BTreeSet<NodeId>,
+    /// Database members this nemesis crashed.
+    db_down: BTreeSet<u64>,
 }
 
 impl Nemesis {
@@ -73,6 +80,10 @@ impl Nemesis {
             }
             _ => None,
         };
+        let (member, hosts) = match fault {
+            Fault::Db { db } => resolve_db(c, db),
+            _ => (None, Vec::new()),
+        };
         let resolved = match (&shape, fault) {
             (Some(shape), Fault::IsolateLeader | Fault::IsolateLeaderDc) => format!(" ({})", shape.label(&topology)),
             (_, Fault::Crash { target: Target::Leader | Target::Follower })
@@ -80,10 +91,11 @@ impl Nemesis {
             | (_, Fault::Pause { target: Target::Leader | Target::Follower }) => {
                 node.and_then(|n| topology.host(n)).map(|h| format!(" ({h})")).unwrap_or_default()
             }
+            (_, Fault::Db { .. }) if !hosts.is_empty() => format!(" ({})", hosts.join(", ")),
             _ => String::new(),
         };
         c.shared.trace.record_at(c.sim.elapsed(), format!("nemesis: start {}{resolved}", fault.label(&topology)));
-        let active = ActiveFault { id, fault: fault.clone(), shape, node };
+        let active = ActiveFault { id, fault: fault.clone(), shape, node, member, hosts };
         self.active.push(active.clone());
         self.sync(c);
         active
@@ -163,12 +175,21 @@ impl Nemesis {
             }
         }
 
+        // Database faults: pauses and clocks act on the world; crashes on the host; cuts are links below.
+        let mut paused: BTreeSet<String> = self.sync_databases(c);
+
         // Links.
-        let paused: BTreeSet<String> = self
+        paused.extend(
+            self.active
+                .iter()
+                .filter(|a| matches!(a.fault, Fault::Pause { .. }))
+                .filter_map(|a| a.node.and_then(|n| topology.host(n)).map(str::to_string)),
+        );
+        let islands: Vec<BTreeSet<String>> = self
             .active
             .iter()
-            .filter(|a| matches!(a.fault, Fault::Pause { .. }))
-            .filter_map(|a| a.node.and_then(|n| topology.host(n)).map(str::to_string))
+            .filter(|a| matches!(a.fault, Fault::Db { db: DbFault::IsolateWithReplica { .. } }))
+            .map(|a| a.hosts.iter().cloned().collect())
             .collect();
         let mut slow: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut lossy: BTreeMap<(String, String), u8> = BTreeMap::new();
@@ -189,7 +210,11 @@ impl Nemesis {
         for (i, a) in hosts.iter().enumerate() {
             for b in &hosts[i + 1..] {
                 let (a, b) = if a < b { (a, b) } else { (b, a) };
-                let blocked = |from: &str, to: &str| host_blocked(&options, topology, &cut, &down, from, to);
+                // A database island is cut from the voters (every Raft node), not from the other database hosts.
+                let is_node = |h: &str| topology.node_by_host(h).is_some();
+                let island_cut = islands.iter().any(|i| (i.contains(a) && is_node(b)) || (i.contains(b) && is_node(a)));
+                let blocked =
+                    |from: &str, to: &str| island_cut || host_blocked(&options, topology, &cut, &down, from, to);
                 let mut state = HEALTHY;
                 state.a_to_b = if blocked(a, b) { Dir::Cut } else { Dir::Ok };
                 state.b_to_a = if blocked(b, a) { Dir::Cut } else { Dir::Ok };
@@ -220,8 +245,91 @@ impl Nemesis {
                 apply_link(c, &options, &key.0, &key.1, before, after);
             }
         }
+        if let Some(world) = &c.fencing {
+            let mut cuts = BTreeSet::new();
+            for ((a, b), state) in &wanted {
+                if state.a_to_b == Dir::Cut {
+                    cuts.insert((a.clone(), b.clone()));
+                }
+                if state.b_to_a == Dir::Cut {
+                    cuts.insert((b.clone(), a.clone()));
+                }
+            }
+            world.set_cuts(cuts);
+        }
         self.links = wanted;
     }
+
+    /// Applies the active database faults to the world and the database hosts; returns the hosts
+    /// whose messages must be held (paused hosts).
+    fn sync_databases(&mut self, c: &mut SimCluster<'_>) -> BTreeSet<String> {
+        let Some(world) = c.fencing.clone() else { return BTreeSet::new() };
+        let now = c.sim.elapsed();
+        let mut agent_paused = BTreeSet::new();
+        let mut host_paused = BTreeSet::new();
+        let mut crashed = BTreeSet::new();
+        let mut rates: BTreeMap<u64, u64> = BTreeMap::new();
+        for a in &self.active {
+            let (Fault::Db { db }, Some(m)) = (&a.fault, a.member) else { continue };
+            match db {
+                DbFault::PauseSupervisor { .. } => {
+                    agent_paused.insert(m);
+                }
+                DbFault::PauseHost { .. } => {
+                    host_paused.insert(m);
+                }
+                DbFault::Crash { .. } => {
+                    crashed.insert(m);
+                }
+                DbFault::Clock { percent, .. } => {
+                    *rates.entry(m).or_insert(100) = rates.get(&m).copied().unwrap_or(100) * percent / 100;
+                }
+                DbFault::IsolateWithReplica { .. } => {}
+            }
+        }
+        for &m in world.members.keys() {
+            world.set_agent_paused(m, agent_paused.contains(&m));
+            let paused_now = world.host_is_paused(m);
+            if paused_now != host_paused.contains(&m) {
+                world.set_host_paused(m, host_paused.contains(&m), now);
+            }
+            let host = world.host(m).to_string();
+            let clock = c.shared.clock(&host);
+            let ppm = c.shared.seeded_clock(&host).1 * rates.get(&m).copied().unwrap_or(100) as i64 / 100;
+            if clock.rate_ppm() != ppm {
+                clock.set_rate(now, ppm);
+            }
+            let down = self.db_down.contains(&m);
+            if crashed.contains(&m) && !down {
+                world.crash(&mut c.sim, m, now);
+            } else if !crashed.contains(&m) && down {
+                world.boot(&mut c.sim, m, now);
+            }
+        }
+        self.db_down = crashed;
+        host_paused.iter().map(|&m| world.host(m).to_string()).collect()
+    }
+}
+
+/// The database member a fault names when it starts, and the hosts it cuts off.
+fn resolve_db(c: &SimCluster<'_>, fault: &DbFault) -> (Option<u64>, Vec<String>) {
+    let Some(world) = &c.fencing else { return (None, Vec::new()) };
+    let primary = world.primary().map(|(m, _)| m);
+    let member = match fault.target() {
+        DbTarget::Member(m) => Some(m),
+        DbTarget::Primary => primary,
+        DbTarget::Replica => world.members.keys().copied().find(|&m| Some(m) != primary),
+    };
+    let Some(member) = member else { return (None, Vec::new()) };
+    let mut hosts = vec![world.host(member).to_string()];
+    if let DbFault::IsolateWithReplica { .. } = fault {
+        let dc = world.topology.db_host(member).map(|d| d.dc.clone()).unwrap_or_default();
+        if let Some(replica) = world.topology.db_hosts().iter().find(|d| d.dc == dc && d.member != member) {
+            hosts.push(replica.host.clone());
+        }
+        hosts.push(super::fencing::db_client_host(&dc));
+    }
+    (Some(member), hosts)
 }
 
 fn ordered(a: &str, b: &str) -> (String, String) {
@@ -246,8 +354,25 @@ fn host_blocked(
         (Some(x), Some(y)) => cut.contains(&(x, y)),
         (Some(x), None) => client_blocked(options, topology, cut, down, to, x, |other| (x, other)),
         (None, Some(y)) => client_blocked(options, topology, cut, down, from, y, |other| (other, y)),
-        (None, None) => false,
+        (None, None) => dcs_cut(options, topology, cut, from, to),
     }
+}
+
+/// Whether two hosts that are not Raft nodes (database hosts, clients) are cut: when they sit in
+/// different datacenters and every node of the one is cut from every node of the other.
+fn dcs_cut(
+    options: &super::SimOptions,
+    topology: &Topology,
+    cut: &BTreeSet<(NodeId, NodeId)>,
+    from: &str,
+    to: &str,
+) -> bool {
+    let (Some(a), Some(b)) = (options.dc_of_host(from), options.dc_of_host(to)) else { return false };
+    if a == b {
+        return false;
+    }
+    let (xs, ys) = (topology.nodes_in_dc(&a), topology.nodes_in_dc(&b));
+    !xs.is_empty() && !ys.is_empty() && xs.iter().all(|x| ys.iter().all(|y| cut.contains(&(*x, *y))))
 }
 
 /// Whether the client host `client` is cut from node `x` in the direction `link(other)` describes: when every node

@@ -55,6 +55,8 @@ pub struct RunConfig {
     pub warmup: Duration,
     /// For negative controls only.
     pub planted_bug: Option<PlantedBug>,
+    /// The database, its supervisors and their fence (issue: fencing); `None` runs the key-value cluster alone.
+    pub fencing: Option<super::fencing::FencingOptions>,
     /// The election rules the oracle predicts with: quorumlab's node's own ([`RaftVariant::QUORUMLAB_NODE`]); a
     /// negative control predicts with the wrong ones to prove the comparison can fail.
     pub variant: RaftVariant,
@@ -69,8 +71,19 @@ impl RunConfig {
             workload: WorkloadOptions::default(),
             warmup: Duration::from_secs(1),
             planted_bug: None,
+            fencing: None,
             variant: RaftVariant::QUORUMLAB_NODE,
         }
+    }
+
+    /// A fencing run: the database hosts the topology places, their supervisors with `fencing`'s
+    /// strategy, and a key-value load without lease holders (the supervisors are the lease holders).
+    pub fn with_fencing(mut self, fencing: super::fencing::FencingOptions) -> RunConfig {
+        self.workload.holders = None;
+        self.workload.think = Duration::from_millis(100);
+        self.warmup = Duration::from_secs(5);
+        self.fencing = Some(fencing);
+        self
     }
 
     /// How long after a window opens elections are given to settle before availability is judged:
@@ -86,7 +99,24 @@ impl RunConfig {
         let name = self.topology.name();
         let shipped = quorumlab_quorum::shipped::load(name).is_ok_and(|t| t == *self.topology);
         let topology = if shipped { name.to_string() } else { self.topology.source().to_string() };
-        format!("quorumlab suite {topology} --schedule '{}' --seed {}", self.schedule.spec(&self.topology), self.seed)
+        let schedule = self.schedule.spec(&self.topology);
+        match &self.fencing {
+            None => format!("quorumlab suite {topology} --schedule '{schedule}' --seed {}", self.seed),
+            Some(f) => {
+                let bugs = f.bugs.names();
+                let bugs = if bugs.is_empty() { String::new() } else { format!(" --bugs {}", bugs.join(",")) };
+                let sync = if f.synchronous { "" } else { " --async" };
+                let path = match f.fence_path {
+                    Some(quorumlab_quorum::FencePath::InBand) => " --fence-path in-band",
+                    _ => "",
+                };
+                format!(
+                    "quorumlab fencing run {topology} --strategy '{}' --schedule '{schedule}' --seed {}{sync}{path}{bugs}",
+                    f.strategy.name(),
+                    self.seed
+                )
+            }
+        }
     }
 }
 
@@ -131,6 +161,8 @@ pub struct RunRecord {
     /// What every lease holder did, in order.
     #[serde(skip)]
     pub holder_log: Vec<super::workload::HolderEvent>,
+    /// The database's record and what the fencing checks made of it (fencing runs only).
+    pub fencing: Option<super::fencing::verdict::FencingSummary>,
 }
 
 impl RunRecord {
@@ -170,6 +202,11 @@ pub fn run(config: &RunConfig) -> RunRecord {
             workload::client(shared.clone(), rec.clone(), control.clone(), dc.clone(), config.workload.clone(), i == 0);
         c.client(host, f);
     }
+    let world = config.fencing.clone().map(|f| {
+        let world = Arc::new(super::fencing::World::new(f, shared.clone(), Recorder::with_trace(shared.trace.clone())));
+        c.add_databases(world.clone(), control.clone());
+        world
+    });
     let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
     let mut windows: Vec<Window> = Vec::new();
     let mut nemesis = Nemesis::default();
@@ -208,6 +245,7 @@ pub fn run(config: &RunConfig) -> RunRecord {
         PROPERTIES[2].into(),
         if disagreements.is_empty() { Verdict::Pass } else { Verdict::Fail(disagreements.join("; ")) },
     );
+    let fencing = world.map(|w| super::fencing::verdict::judge(&w, &windows, &mut verdicts));
     let leaders = shared.leaders.lock().map(|l| l.clone()).unwrap_or_default();
     RunRecord {
         topology: config.topology.name().to_string(),
@@ -225,6 +263,7 @@ pub fn run(config: &RunConfig) -> RunRecord {
         trace: shared.trace.lines(),
         history: Some(history),
         holder_log: control.holder_log.lock().map(|l| l.clone()).unwrap_or_default(),
+        fencing,
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use quorumlab_quorum::{FaultShape, Topology};
 use serde::Serialize;
 
+use super::fencing::faults::DbFault;
 use crate::types::NodeId;
 
 /// One node, named directly or by its role when the fault starts.
@@ -54,6 +55,8 @@ pub enum Fault {
     /// speed: below 100 they run slow, so a holder believes its lease lasts longer than the leader
     /// does. Raft's timers are not touched (see [`crate::clock`]).
     ClockRate { dc: String, percent: u64 },
+    /// A fault of the database layer a failover supervisor protects (see [`super::fencing::faults`]).
+    Db { db: DbFault },
 }
 
 impl Fault {
@@ -70,7 +73,11 @@ impl Fault {
             Fault::Crash { target } | Fault::PowerLoss { target } => {
                 node(target).map(|node| FaultShape::CrashNode { node })
             }
-            Fault::Pause { .. } | Fault::LatencySpike { .. } | Fault::Loss { .. } | Fault::ClockRate { .. } => None,
+            Fault::Pause { .. }
+            | Fault::LatencySpike { .. }
+            | Fault::Loss { .. }
+            | Fault::ClockRate { .. }
+            | Fault::Db { .. } => None,
         }
     }
 
@@ -96,6 +103,7 @@ impl Fault {
             Fault::LatencySpike { a, b, extra_ms } => format!("latency +{extra_ms} ms {a}–{b}"),
             Fault::Loss { a, b, percent } => format!("loss {percent}% {a}–{b}"),
             Fault::ClockRate { dc, percent } => format!("{dc}'s clocks at {percent}% speed"),
+            Fault::Db { db } => db.label(topology),
         }
     }
 
@@ -138,6 +146,7 @@ impl Fault {
             Fault::LatencySpike { a, b, extra_ms } => format!("latency:{a}:{b}:{extra_ms}"),
             Fault::Loss { a, b, percent } => format!("loss:{a}:{b}:{percent}"),
             Fault::ClockRate { dc, percent } => format!("clock:{dc}:{percent}"),
+            Fault::Db { db } => db.spec(topology),
         }
     }
 
@@ -165,6 +174,9 @@ impl Fault {
             Ok((dc(a)?, dc(b)?))
         };
         let amount = |text: &str| text.parse::<u64>().map_err(|_| bad(format!("{text:?} is not a whole number")));
+        if let Some(db) = DbFault::parse(spec, topology) {
+            return db.map(|db| Fault::Db { db });
+        }
         match parts.as_slice() {
             ["isolate", "leader"] => Ok(Fault::IsolateLeader),
             ["isolate", "leader-dc"] => Ok(Fault::IsolateLeaderDc),
@@ -213,7 +225,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// What [`Fault::parse`] accepts.
 pub const SPEC_HELP: &str = "faults are isolate:DC|HOST|leader|leader-dc, lose:DC, cut:DC:DC, drop:DC:DC, \
 drop:HOST:HOST, ring, bridge, crash:HOST|leader|follower, power-loss:HOST|leader|follower, \
-pause:HOST|leader|follower, latency:DC:DC:MS, loss:DC:DC:PERCENT, clock:DC:PERCENT (client clocks' speed)";
+pause:HOST|leader|follower, latency:DC:DC:MS, loss:DC:DC:PERCENT, clock:DC:PERCENT (client clocks' speed); \
+database faults (topologies with databases): db-isolate:T, pause-supervisor:T, pause-host:T, db-crash:T, \
+db-clock:T:PERCENT with T = primary, replica or a database host";
 
 /// The node a target names, given the leader when the fault starts.
 pub fn resolve(topology: &Topology, target: &Target, leader: Option<NodeId>) -> Option<NodeId> {

@@ -1,0 +1,411 @@
+//! One database host's supervisor agent: the pure [`Supervisor`] of `quorumlab-fencing`, fed the
+//! host clock's readings and the outcomes of its ports, with its decisions executed against the
+//! world: the Raft KV through the client library (the consensus-store port), the database, the
+//! watchdog and the fence devices.
+//!
+//! The agent is the simulated process Patroni is: pausing it (a SIGSTOP) stops its loop while the
+//! database keeps serving; outcomes that arrive meanwhile wait in its queue.
+//!
+//! Port rules it keeps (the core's caller's duties): every consensus call ends within
+//! `retry_timeout` (the client's overall deadline is half of it); a renewal reports the send time
+//! of its answered attempt on this host's clock, never the arrival of the answer; the leader key
+//! is read linearizably.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use quorumlab_fencing::supervisor::eligibility::LocalStatus;
+use quorumlab_fencing::{Decision, Event, LeaseId, MemberId, Role, Supervisor, Token};
+use tokio::sync::mpsc;
+
+use super::{devices, World, LEADER_KEY};
+use crate::client::{Client, ClientConfig, LeaseError};
+use crate::clock::HostClock;
+use crate::db::{Db, Serving};
+use crate::net::{self, Deadlines, Transport};
+use crate::pb;
+use crate::sim::trace::sim_now;
+use crate::types::{Compare, CompareOp, CompareTarget, Txn, TxnOp, TxnOpResult};
+
+/// How often the agent's loop looks at its deadlines (finer than `loop_wait`, so deadlines are sharp).
+const TICK: Duration = Duration::from_millis(50);
+
+type Session = Arc<tokio::sync::Mutex<Client>>;
+
+/// What the agent's tasks share.
+#[derive(Clone)]
+struct Ctx {
+    world: Arc<World>,
+    member: u64,
+    db: Db,
+    clock: HostClock,
+    tx: mpsc::UnboundedSender<Event>,
+    /// Campaigns and reads.
+    main: Session,
+    /// Lease grants, renewals and revokes.
+    leases: Session,
+    /// The log length of every member as last reported (this one's included).
+    lens: Arc<Mutex<BTreeMap<u64, u64>>>,
+    /// Whether the last refresh found this member promotable under the quorum rule.
+    in_sync_set: Arc<Mutex<bool>>,
+    /// The leader key's holder as last read.
+    last_holder: Arc<Mutex<Option<u64>>>,
+    /// The token this member promoted with, while primary.
+    token: Arc<Mutex<Option<u64>>>,
+    /// The token of the last campaign this member won (what its fence installs).
+    won: Arc<Mutex<u64>>,
+    /// The lease the last won campaign attached the key to.
+    lease: Arc<Mutex<Option<u64>>>,
+}
+
+/// Runs member `member`'s agent until its host dies.
+pub async fn run(world: Arc<World>, member: u64, db: Db) -> Result<(), String> {
+    let host = world.host(member).to_string();
+    let clock = world.shared.clock(&host);
+    let cfg = world.options.supervisor();
+    let mut sup = Supervisor::new(cfg.clone(), MemberId(member), clock.now()).map_err(|e| e.to_string())?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let session = |timeout: Duration| {
+        let mut c = ClientConfig::new(world.shared.endpoints(), Transport::Sim);
+        c.overall_timeout = timeout;
+        c.attempt_timeout = timeout;
+        let client = Client::new(c).unwrap_or_else(|e| unreachable!("a simulated cluster has endpoints: {e}"));
+        Arc::new(tokio::sync::Mutex::new(client))
+    };
+    let ctx = Ctx {
+        world: world.clone(),
+        member,
+        db: db.clone(),
+        clock: clock.clone(),
+        tx,
+        main: session(cfg.retry_timeout / 2),
+        leases: session(cfg.retry_timeout / 2),
+        lens: Arc::default(),
+        in_sync_set: Arc::new(Mutex::new(false)),
+        last_holder: Arc::default(),
+        token: Arc::default(),
+        won: Arc::default(),
+        lease: Arc::default(),
+    };
+    let mut next_status = sim_now();
+    let mut last_role = None;
+    loop {
+        let event = tokio::select! {
+            e = rx.recv() => e.unwrap_or(Event::Tick),
+            _ = tokio::time::sleep(TICK) => Event::Tick,
+        };
+        // A paused supervisor does nothing; what arrived meanwhile waits for it.
+        while world.agent_paused(member) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let decisions = sup.step(clock.now(), event);
+        for d in decisions {
+            execute(&ctx, d);
+        }
+        let role = sup.role();
+        world.set_role(member, role);
+        if last_role != Some(role) {
+            world.shared.trace.record(format!("supervisor {host}: {role:?}"));
+            last_role = Some(role);
+        }
+        if sim_now() >= next_status {
+            next_status = sim_now() + cfg.loop_wait;
+            tokio::spawn(refresh(ctx.clone(), role));
+        }
+    }
+}
+
+fn send(ctx: &Ctx, e: Event) {
+    let _ = ctx.tx.send(e);
+}
+
+fn execute(ctx: &Ctx, d: Decision) {
+    let bugs = ctx.world.options.bugs;
+    match d {
+        Decision::GrantLease { ttl } => {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let sent_at = ctx.clock.now();
+                let r = ctx.leases.lock().await.lease_grant(ttl).await;
+                send(
+                    &ctx,
+                    match r {
+                        Ok(resp) => Event::LeaseGranted { id: LeaseId(resp.lease), sent_at, ttl },
+                        Err(_) => Event::LeaseGrantFailed,
+                    },
+                );
+            });
+        }
+        Decision::Campaign { lease } => {
+            tokio::spawn(campaign(ctx.clone(), lease));
+        }
+        Decision::Renew { lease } => {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let event = if bugs.serializable_renewal {
+                    renew_by_serializable_read(&ctx).await
+                } else {
+                    let sent_local = ctx.clock.now();
+                    match ctx.leases.lock().await.lease_keep_alive(lease.0).await {
+                        Ok(answer) => {
+                            let waited = tokio::time::Instant::now().saturating_duration_since(answer.sent_at);
+                            let sent_at = if bugs.deadline_from_reply {
+                                ctx.clock.now()
+                            } else {
+                                sent_local.max(ctx.clock.now().saturating_sub(waited))
+                            };
+                            Event::KeepAliveAnswered { sent_at, ttl: answer.ttl }
+                        }
+                        Err(LeaseError::NotFound(_)) => Event::LeaseGone,
+                        Err(LeaseError::NoAnswer(_)) => Event::KeepAliveFailed,
+                    }
+                };
+                send(&ctx, event);
+            });
+        }
+        Decision::ReleaseKey { lease } => {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let _ = ctx.leases.lock().await.lease_revoke(lease.0).await;
+            });
+        }
+        Decision::ArmWatchdog { timeout } => {
+            let armed = ctx.world.watchdog_arm(ctx.member, timeout, sim_now());
+            send(ctx, if armed { Event::WatchdogArmed } else { Event::WatchdogArmFailed });
+        }
+        Decision::FeedWatchdog { not_after } => {
+            if ctx.clock.now() <= not_after {
+                ctx.world.watchdog_feed(ctx.member, sim_now());
+            }
+        }
+        Decision::DisarmWatchdog => ctx.world.watchdog_disarm(ctx.member),
+        Decision::StartFencing { old_primary } => {
+            let target =
+                old_primary.map(|m| ctx.world.host(m.0).to_string()).unwrap_or_else(|| "every other member".into());
+            ctx.world.shared.trace.record(format!("supervisor {}: fencing {target}", ctx.world.host(ctx.member)));
+        }
+        Decision::FenceTry { target, at, kind, deadline } => {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                let budget = deadline.saturating_sub(ctx.clock.now());
+                let token = *ctx.won.lock().unwrap_or_else(|e| e.into_inner());
+                let outcome =
+                    devices::attempt(&ctx.world, ctx.member, target.map(|m| m.0), kind, budget, token, at).await;
+                send(&ctx, Event::FenceOutcome { at, outcome });
+            });
+        }
+        Decision::Promote { token } => {
+            // The member stops following anyone before it serves.
+            ctx.db.follow(Some(ctx.member));
+            tokio::spawn(promote(ctx.clone(), token.0));
+        }
+        Decision::StopAcceptingWrites if !bugs.no_self_demotion => ctx.db.stop_accepting(),
+        Decision::DropSessions if !bugs.no_self_demotion => ctx.db.drop_sessions(),
+        Decision::Demote { reason } => {
+            ctx.world.shared.trace.record(format!("supervisor {}: demoted ({reason:?})", ctx.world.host(ctx.member)));
+            *ctx.token.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            if !bugs.no_self_demotion {
+                ctx.db.demote();
+            }
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                // Rejoining as a replica (pg_rewind and a restart, in PostgreSQL's terms).
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                send(&ctx, Event::Rejoined);
+            });
+        }
+        Decision::StopAcceptingWrites | Decision::DropSessions => {}
+    }
+}
+
+/// The last step before the database serves (Patroni's `pre_promote` and its WAL-position check): the fence
+/// has confirmed, so the old primary commits no more and every other replica's log is final. A replica
+/// that holds more than this member (writes the old primary committed through it alone) is caught up
+/// from; one that does not answer, or whose log diverged, may hold an acknowledged write this member
+/// lacks: then it does not serve, and gives the key back (its lease is revoked, so the supervisor learns
+/// it lost the lease and demotes): unavailable, never unsafe. In asynchronous mode acknowledged writes
+/// may be lost by design and the step is skipped.
+async fn promote(ctx: Ctx, token: u64) {
+    let host = ctx.world.host(ctx.member).to_string();
+    if ctx.world.options.synchronous {
+        if let Err(why) = catch_up(&ctx).await {
+            ctx.world.shared.trace.record(format!("supervisor {host}: will not serve under token {token}: {why}"));
+            let lease = *ctx.lease.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(lease) = lease {
+                let _ = ctx.leases.lock().await.lease_revoke(lease).await;
+            }
+            return;
+        }
+    }
+    if ctx.db.promote(token) {
+        *ctx.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(token);
+    } else {
+        ctx.world.shared.trace.record(format!(
+            "supervisor {host}: refused to serve under token {token} (a higher one was installed here)"
+        ));
+    }
+}
+
+/// Brings this member up to every other replica (all but the key's last holder) before it serves.
+async fn catch_up(ctx: &Ctx) -> Result<(), String> {
+    let old = *ctx.last_holder.lock().unwrap_or_else(|e| e.into_inner());
+    let others: Vec<u64> = ctx.world.members.keys().copied().filter(|&m| m != ctx.member && Some(m) != old).collect();
+    for m in others {
+        let name = ctx.world.host(m).to_string();
+        let status = peer_status(ctx, m).await.ok_or_else(|| format!("{name} did not answer"))?;
+        let mine = ctx.db.len();
+        if status.len <= mine {
+            continue;
+        }
+        let mut client = db_client(ctx, m).ok_or_else(|| format!("{name}: no channel"))?;
+        let fetched = client
+            .fetch(pb::DbFetchRequest { from_pos: mine + 1 })
+            .await
+            .map_err(|e| format!("{name} did not send its entries: {}", e.message()))?
+            .into_inner();
+        if !ctx.db.catch_up(&fetched.entries)? {
+            return Err(format!("{name}'s log diverged from this member's at position {mine}"));
+        }
+        ctx.world.shared.trace.record(format!(
+            "supervisor {}: caught up {} entries from {name} before serving",
+            ctx.world.host(ctx.member),
+            fetched.entries.len()
+        ));
+    }
+    Ok(())
+}
+
+fn db_client(
+    ctx: &Ctx,
+    peer: u64,
+) -> Option<pb::database_service_client::DatabaseServiceClient<tonic::transport::Channel>> {
+    let deadline = Duration::from_millis(300);
+    let gate = ctx.db.gate.clone();
+    let channel = net::channel_through(
+        Transport::Sim,
+        &ctx.world.address(peer),
+        Deadlines { connect: deadline, request: deadline },
+        move |c| gate.wrap(c),
+    )
+    .ok()?;
+    Some(pb::database_service_client::DatabaseServiceClient::new(channel))
+}
+
+/// Takes the leader key by a transaction on create revision 0; the else branch reads the holder.
+async fn campaign(ctx: Ctx, lease: LeaseId) {
+    let key = LEADER_KEY.as_bytes().to_vec();
+    let txn = Txn {
+        compares: vec![Compare { key: key.clone(), op: CompareOp::Equal, target: CompareTarget::CreateRevision(0) }],
+        success: vec![TxnOp::Put { key: key.clone(), value: ctx.member.to_string().into_bytes(), lease: lease.0 }],
+        failure: vec![TxnOp::Get { key }],
+    };
+    let r = ctx.main.lock().await.txn(txn).await;
+    let event = match r {
+        Ok(resp) if resp.succeeded => {
+            ctx.db.follow(Some(ctx.member));
+            *ctx.won.lock().unwrap_or_else(|e| e.into_inner()) = resp.revision;
+            *ctx.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(lease.0);
+            Event::CampaignWon { token: Token(resp.revision) }
+        }
+        Ok(resp) => {
+            let holder = resp.results.iter().find_map(|r| match r {
+                TxnOpResult::Get { found: Some(kv) } => String::from_utf8_lossy(&kv.value).parse::<u64>().ok(),
+                _ => None,
+            });
+            Event::CampaignLost { holder: holder.map(MemberId) }
+        }
+        Err(_) => Event::CampaignFailed,
+    };
+    send(&ctx, event);
+}
+
+/// The planted bug: "renews" by reading the leader key from whichever member the session talks to.
+async fn renew_by_serializable_read(ctx: &Ctx) -> Event {
+    let sent_at = ctx.clock.now();
+    match ctx.leases.lock().await.get_serializable(LEADER_KEY.as_bytes()).await {
+        Ok(read) if read.found.as_ref().is_some_and(|f| f.value == ctx.member.to_string().into_bytes()) => {
+            Event::KeepAliveAnswered { sent_at, ttl: ctx.world.options.ttl }
+        }
+        _ => Event::KeepAliveFailed,
+    }
+}
+
+fn lag(ctx: &Ctx) -> u64 {
+    let lens = ctx.lens.lock().unwrap_or_else(|e| e.into_inner());
+    let mine = ctx.db.len();
+    lens.values().copied().max().unwrap_or(mine).saturating_sub(mine)
+}
+
+/// Once a loop: who holds the key (a replica follows it), every peer's status, and whether this
+/// member may be promoted without losing an acknowledged write.
+///
+/// The quorum rule (synchronous mode, `ANY 1` commit): an acknowledged write is on the primary and
+/// on at least one replica, so a candidate must have heard, in this very refresh, from every other
+/// replica (every member but itself and the key's last holder) and be at least as far as each of
+/// them. A replica it cannot hear from may hold a write it lacks: then it is not eligible, and the
+/// cluster stays unavailable rather than lose the write.
+async fn refresh(ctx: Ctx, role: Role) {
+    let holder = ctx.main.lock().await.get(LEADER_KEY.as_bytes()).await;
+    let holder = match &holder {
+        Ok(found) => {
+            let holder = found.as_ref().and_then(|f| String::from_utf8_lossy(&f.value).parse::<u64>().ok());
+            // A replica switches to a new holder when one appears; with no holder it keeps streaming from
+            // the one it has (as a PostgreSQL standby does until it is pointed elsewhere).
+            let follows =
+                matches!(role, Role::Replica | Role::Demoted) && matches!(ctx.db.serving(), Serving::Replica { .. });
+            if let (true, Some(h)) = (follows, holder.filter(|&h| h != ctx.member)) {
+                ctx.db.follow(Some(h));
+            }
+            let mut last = ctx.last_holder.lock().unwrap_or_else(|e| e.into_inner());
+            if holder.is_some() {
+                *last = holder;
+            }
+            // No holder now: the last one is the member whose writes may be missing here.
+            *last
+        }
+        Err(_) => *ctx.last_holder.lock().unwrap_or_else(|e| e.into_inner()),
+    };
+    let peers: Vec<u64> = ctx.world.members.keys().copied().filter(|&m| m != ctx.member).collect();
+    let statuses = futures::future::join_all(peers.iter().map(|&p| peer_status(&ctx, p))).await;
+    let mine = ctx.db.len();
+    let quorum = peers
+        .iter()
+        .zip(&statuses)
+        .filter(|(p, _)| Some(**p) != holder)
+        .all(|(_, s)| s.as_ref().is_some_and(|s| s.len <= mine));
+    {
+        let mut lens = ctx.lens.lock().unwrap_or_else(|e| e.into_inner());
+        lens.insert(ctx.member, mine);
+        for (p, s) in peers.iter().zip(&statuses) {
+            if let Some(s) = s {
+                lens.insert(*p, s.len);
+            }
+        }
+    }
+    for (p, s) in peers.iter().zip(statuses) {
+        let event = match s {
+            Some(s) => Event::PeerReport {
+                member: MemberId(*p),
+                claims_primary: s.primary,
+                reachable: true,
+                lag: mine.saturating_sub(s.len),
+            },
+            None => Event::PeerReport { member: MemberId(*p), claims_primary: false, reachable: false, lag: 0 },
+        };
+        send(&ctx, event);
+    }
+    *ctx.in_sync_set.lock().unwrap_or_else(|e| e.into_inner()) = quorum;
+    send(&ctx, Event::LocalStatus(LocalStatus { lag: lag(&ctx), in_sync_set: quorum }));
+}
+
+/// A peer's status through its database's status call (the agent's REST API in Patroni's terms:
+/// a paused agent does not answer it).
+async fn peer_status(ctx: &Ctx, peer: u64) -> Option<pb::DbStatusResponse> {
+    let mut client = db_client(ctx, peer)?;
+    if ctx.world.agent_paused(peer) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        return None;
+    }
+    client.status(pb::DbStatusRequest {}).await.ok().map(|r| r.into_inner())
+}

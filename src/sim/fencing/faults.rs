@@ -1,0 +1,311 @@
+//! The faults a failover supervisor must survive, each a named schedule over the suite's own
+//! [`Schedule`] type: the database-level faults below join the Raft-level ones (`crash:leader`,
+//! `isolate:leader`, `cut:dc1:dc2`, …) in the same schedule and the same nemesis.
+//!
+//! A database fault names its target by role when it starts: `primary` is the member serving as
+//! primary at that moment, `replica` the lowest-numbered member that is not.
+
+use std::time::Duration;
+
+use quorumlab_quorum::{FencePath, Topology};
+use serde::Serialize;
+
+use super::strategy::{Bugs, FencingOptions};
+use crate::sim::schedule::{Schedule, Step};
+
+/// Which database member a fault hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DbTarget {
+    Primary,
+    Replica,
+    Member(u64),
+}
+
+/// A fault of the database layer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "db_fault", rename_all = "snake_case")]
+pub enum DbFault {
+    /// Cut the target, one replica of its datacenter (if it has one) and that datacenter's database
+    /// client off from the voters (every Raft node); the database network between members still works.
+    IsolateWithReplica { target: DbTarget },
+    /// Pause the target's supervisor process (SIGSTOP): its database keeps serving.
+    PauseSupervisor { target: DbTarget },
+    /// Pause the target's whole host: database, supervisor, and a software watchdog's count;
+    /// messages to and from it wait and arrive late.
+    PauseHost { target: DbTarget },
+    /// Crash the target's host; it boots again when the fault ends.
+    Crash { target: DbTarget },
+    /// The target host's clock runs at `percent` of true speed.
+    Clock { target: DbTarget, percent: u64 },
+}
+
+impl DbFault {
+    pub fn target(&self) -> DbTarget {
+        match self {
+            DbFault::IsolateWithReplica { target }
+            | DbFault::PauseSupervisor { target }
+            | DbFault::PauseHost { target }
+            | DbFault::Crash { target }
+            | DbFault::Clock { target, .. } => *target,
+        }
+    }
+
+    pub fn label(&self, topology: &Topology) -> String {
+        let t = match self.target() {
+            DbTarget::Primary => "the primary".to_string(),
+            DbTarget::Replica => "a replica".to_string(),
+            DbTarget::Member(m) => topology.db_host(m).map_or_else(|| format!("member {m}"), |d| d.host.clone()),
+        };
+        match self {
+            DbFault::IsolateWithReplica { .. } => format!("cut {t}, a replica and their clients off from the voters"),
+            DbFault::PauseSupervisor { .. } => format!("pause {t}'s supervisor"),
+            DbFault::PauseHost { .. } => format!("pause {t}'s whole host"),
+            DbFault::Crash { .. } => format!("crash {t}'s host"),
+            DbFault::Clock { percent, .. } => format!("{t}'s clock at {percent}% speed"),
+        }
+    }
+
+    pub fn spec(&self, topology: &Topology) -> String {
+        let t = match self.target() {
+            DbTarget::Primary => "primary".to_string(),
+            DbTarget::Replica => "replica".to_string(),
+            DbTarget::Member(m) => topology.db_host(m).map_or_else(|| m.to_string(), |d| d.host.clone()),
+        };
+        match self {
+            DbFault::IsolateWithReplica { .. } => format!("db-isolate:{t}"),
+            DbFault::PauseSupervisor { .. } => format!("pause-supervisor:{t}"),
+            DbFault::PauseHost { .. } => format!("pause-host:{t}"),
+            DbFault::Crash { .. } => format!("db-crash:{t}"),
+            DbFault::Clock { percent, .. } => format!("db-clock:{t}:{percent}"),
+        }
+    }
+
+    /// Reads `db-isolate:T`, `pause-supervisor:T`, `pause-host:T`, `db-crash:T`, `db-clock:T:PERCENT`
+    /// (T = primary, replica or a database host); `None` if `spec` is not a database fault.
+    pub fn parse(spec: &str, topology: &Topology) -> Option<Result<DbFault, String>> {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let target = |name: &str| -> Result<DbTarget, String> {
+            match name {
+                "primary" => Ok(DbTarget::Primary),
+                "replica" => Ok(DbTarget::Replica),
+                host => topology.db_by_host(host).map(|d| DbTarget::Member(d.member)).ok_or_else(|| {
+                    let hosts: Vec<&str> = topology.db_hosts().iter().map(|d| d.host.as_str()).collect();
+                    format!(
+                        "fault {spec:?}: no database host {host:?} in {} (its database hosts: {}; or primary, replica)",
+                        topology.name(),
+                        if hosts.is_empty() { "none".to_string() } else { hosts.join(", ") }
+                    )
+                }),
+            }
+        };
+        let fault = match parts.as_slice() {
+            ["db-isolate", t] => target(t).map(|target| DbFault::IsolateWithReplica { target }),
+            ["pause-supervisor", t] => target(t).map(|target| DbFault::PauseSupervisor { target }),
+            ["pause-host", t] => target(t).map(|target| DbFault::PauseHost { target }),
+            ["db-crash", t] => target(t).map(|target| DbFault::Crash { target }),
+            ["db-clock", t, p] => match p.parse::<u64>() {
+                Ok(percent @ 1..=1000) => target(t).map(|target| DbFault::Clock { target, percent }),
+                _ => Err(format!("fault {spec:?}: a clock runs at 1 to 1000 percent of true speed, not {p:?}")),
+            },
+            [head, ..]
+                if matches!(*head, "db-isolate" | "pause-supervisor" | "pause-host" | "db-crash" | "db-clock") =>
+            {
+                Err(format!(
+                    "fault {spec:?}: database faults are db-isolate:T, pause-supervisor:T, pause-host:T, db-crash:T, \
+                     db-clock:T:PERCENT, with T = primary, replica or a database host"
+                ))
+            }
+            _ => return None,
+        };
+        Some(fault)
+    }
+}
+
+/// One of the issue's twelve faults (some in two variants), as a schedule and the option changes it
+/// implies (a fence path, a lying device).
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// `1`, `10a`, `12b`: the fault's number in the fencing matrix.
+    pub id: &'static str,
+    pub name: &'static str,
+    /// What it shows, in one sentence.
+    pub about: &'static str,
+    /// The schedule spec (see [`Schedule::parse`]), times in seconds of the fencing timing's ttl.
+    spec: &'static str,
+    pub fence_path: Option<FencePath>,
+    pub bugs: Bugs,
+    /// Whether a correct configuration must stay safe here (false only where the environment
+    /// breaks the supervisor's own assumption, e.g. a clock beyond the margin).
+    pub within_assumptions: bool,
+    /// How many failovers a correct configuration makes: `Some(0)` for a blip, `None` when it depends.
+    pub failovers: Option<usize>,
+    /// Whether the old primary's supervisor (or whole host) stops while its database could still serve: a
+    /// lease and self-demotion alone cannot cover that (Kleppmann's pause).
+    pub pauses: bool,
+}
+
+const NO_BUGS: Bugs = Bugs {
+    no_self_demotion: false,
+    lying_stonith: false,
+    timeout_as_success: false,
+    firewall_keeps_established: false,
+    firewall_confirms_early: false,
+    token_on_too_few: false,
+    check_yield_append: false,
+    deadline_from_reply: false,
+    serializable_renewal: false,
+};
+
+/// Every fencing scenario, in matrix order.
+pub fn scenarios() -> Vec<Scenario> {
+    let s = |id, name, about, spec| Scenario {
+        id,
+        name,
+        about,
+        spec,
+        fence_path: None,
+        bugs: NO_BUGS,
+        within_assumptions: true,
+        failovers: None,
+        pauses: spec.contains("pause-"),
+    };
+    vec![
+        s("1", "isolate-primary", "the primary, a replica and their clients cut off from the voters", "db-isolate:primary@0s+18s"),
+        Scenario {
+            fence_path: Some(FencePath::InBand),
+            ..s(
+                "2",
+                "isolate-primary-inband",
+                "as 1 with the old primary's supervisor hung (so only a fence stops it) and the fence devices reachable only across the cut",
+                "db-isolate:primary@0s+18s;pause-supervisor:primary@0s+18s",
+            )
+        },
+        s("3", "pause-supervisor", "the primary's supervisor paused past ttl while its database keeps serving", "pause-supervisor:primary@0s+12s"),
+        s("4", "pause-host", "the primary's whole host paused past ttl (a softdog pauses too), then resumed", "pause-host:primary@0s+12s"),
+        s(
+            "5",
+            "resume-in-flight",
+            "the old primary's host stalls as the new token goes in, its replication under the old token still in flight",
+            "pause-supervisor:primary@0s+14s;pause-host:primary@6s+4s",
+        ),
+        Scenario {
+            bugs: Bugs { lying_stonith: true, ..NO_BUGS },
+            ..s("6", "lying-stonith", "as 3, with a power switch that reports the host off and leaves it running", "pause-supervisor:primary@0s+12s")
+        },
+        s(
+            "7",
+            "firewall-sessions",
+            "as 3 while clients hold open sessions on the old primary: a firewall must cut them too",
+            "pause-supervisor:primary@0s+12s",
+        ),
+        s("8", "kv-leader-crash", "the Raft KV's leader crashes while the primary renews through it", "crash:leader@0s+10s"),
+        s("9", "kv-leader-isolated", "the Raft KV's leader isolated in a minority while the primary renews through it", "isolate:leader@0s+12s"),
+        Scenario {
+            failovers: Some(0),
+            ..s("10a", "consensus-blip", "the primary cut off for less than retry_timeout: no failover", "db-isolate:primary@0s+1s")
+        },
+        s("10b", "cut-link", "one inter-datacenter link cut while the third datacenter sees both", "cut:dc1:dc2@0s+18s"),
+        s(
+            "11",
+            "no-quorum-replica-dies",
+            "the consensus store loses its quorum, then a replica dies: unavailable, never unsafe",
+            "cut:dc1:dc2@0s+18s;lose:dc3@0s+18s;db-crash:replica@6s+10s",
+        ),
+        s(
+            "12a",
+            "slow-clock-within-margin",
+            "the primary cut off while its clock runs 0.5% slow (the margin is 1%)",
+            "db-clock:primary:995@0s+20s;db-isolate:primary@1s+18s",
+        ),
+        Scenario {
+            within_assumptions: false,
+            ..s(
+                "12b",
+                "slow-clock-beyond-margin",
+                "the primary cut off while its clock runs 20% slow: beyond the margin a lease alone is unsafe",
+                "db-clock:primary:800@0s+20s;db-isolate:primary@1s+18s",
+            )
+        },
+    ]
+}
+
+impl Scenario {
+    /// The schedule on `topology`; faults naming datacenters it lacks are dropped (a one-datacenter
+    /// topology has no link to cut), and `None` if nothing is left.
+    pub fn schedule(&self, topology: &Topology) -> Option<Schedule> {
+        let steps: Vec<Step> = self
+            .spec
+            .split(';')
+            .filter_map(|part| Schedule::parse(part, topology, Duration::ZERO).ok())
+            .flat_map(|s| s.steps)
+            .collect();
+        (!steps.is_empty()).then_some(Schedule { steps })
+    }
+
+    /// The options for `base` under this scenario.
+    pub fn options(&self, base: &FencingOptions) -> FencingOptions {
+        let mut o = base.clone();
+        if self.fence_path.is_some() {
+            o.fence_path = self.fence_path;
+        }
+        o.bugs = merge(o.bugs, self.bugs);
+        o
+    }
+
+    pub fn find(name: &str) -> Result<Scenario, String> {
+        scenarios().into_iter().find(|s| s.name == name || s.id == name).ok_or_else(|| {
+            let names: Vec<String> = scenarios().iter().map(|s| format!("{} ({})", s.name, s.id)).collect();
+            format!("unknown fencing fault {name:?}; the faults are {}", names.join(", "))
+        })
+    }
+}
+
+fn merge(a: Bugs, b: Bugs) -> Bugs {
+    Bugs {
+        no_self_demotion: a.no_self_demotion || b.no_self_demotion,
+        lying_stonith: a.lying_stonith || b.lying_stonith,
+        timeout_as_success: a.timeout_as_success || b.timeout_as_success,
+        firewall_keeps_established: a.firewall_keeps_established || b.firewall_keeps_established,
+        firewall_confirms_early: a.firewall_confirms_early || b.firewall_confirms_early,
+        token_on_too_few: a.token_on_too_few || b.token_on_too_few,
+        check_yield_append: a.check_yield_append || b.check_yield_append,
+        deadline_from_reply: a.deadline_from_reply || b.deadline_from_reply,
+        serializable_renewal: a.serializable_renewal || b.serializable_renewal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_has_a_schedule_on_the_shipped_fencing_topologies() {
+        for name in ["etcd-2-2-1", "etcd-3-2"] {
+            let t = quorumlab_quorum::shipped::load(name).expect("shipped");
+            for s in scenarios() {
+                let sched = s.schedule(&t).unwrap_or_else(|| panic!("{name}: scenario {} has no schedule", s.name));
+                assert!(!sched.steps.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn database_faults_parse_and_print_back() {
+        let t = quorumlab_quorum::shipped::load("etcd-2-2-1").expect("shipped");
+        for spec in [
+            "db-isolate:primary",
+            "pause-supervisor:dc1-db2",
+            "pause-host:replica",
+            "db-crash:primary",
+            "db-clock:primary:90",
+        ] {
+            let f = DbFault::parse(spec, &t).expect("a database fault").expect("valid");
+            assert_eq!(f.spec(&t), spec);
+        }
+        assert!(DbFault::parse("crash:leader", &t).is_none());
+        let e = DbFault::parse("pause-host:dc9-db1", &t).unwrap().unwrap_err();
+        assert!(e.contains("dc1-db1, dc1-db2, dc2-db1"), "{e}");
+        assert!(DbFault::parse("db-clock:primary:0", &t).unwrap().is_err());
+    }
+}
