@@ -192,3 +192,23 @@ fn cluster_status_without_endpoints_uses_the_local_default_like_kv() {
     let help = run(&["cluster", "status", "--help"]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("127.0.0.1:7001"), "the default is documented in --help");
 }
+
+#[test]
+fn fencing_commands_refuse_bad_input_and_say_what_is_allowed() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["fencing", "run", "etcd-2-2", "--fault", "3"], "places no database hosts"),
+        (&["fencing", "run", "etcd-2-2-1", "--strategy", "sideways", "--fault", "3"], "stonith|firewall"),
+        (&["fencing", "run", "etcd-2-2-1", "--fault", "nope"], "pause-supervisor (3)"),
+        (&["fencing", "run", "etcd-2-2-1", "--schedule", "db-clock:primary:0"], "1 to 1000 percent"),
+        (&["fencing", "matrix", "--rows", "stonith,unknown-row"], "the rows are"),
+    ];
+    for (args, expected) in cases {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(expected), "{args:?} should say {expected:?}: {}", stderr(&o));
+        assert_no_panic(&o);
+    }
+    let o = run(&["fencing", "run", "etcd-2-2-1", "--fault", "3", "--bugs", "made-up"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("lying-stonith"), "{}", stderr(&o));
+}

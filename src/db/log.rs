@@ -191,7 +191,10 @@ mod tests {
         assert_eq!(replica.replicate(5, true, 0, None, std::slice::from_ref(&e1)), Ok(1));
         replica.install_token(7);
         let e2 = primary.append_local(1, 5, true, "k", "b").unwrap();
-        assert_eq!(replica.replicate(5, true, 1, Some(e1.id), std::slice::from_ref(&e2)), Err(Refused::Token { seen: 7 }));
+        assert_eq!(
+            replica.replicate(5, true, 1, Some(e1.id), std::slice::from_ref(&e2)),
+            Err(Refused::Token { seen: 7 })
+        );
         assert_eq!(replica.len(), 1);
         // Without enforcement (no credentials fence) the same call is accepted: that is the contrast.
         assert_eq!(replica.replicate(5, false, 1, Some(e1.id), &[e2]), Ok(1));
