@@ -145,18 +145,6 @@ pub struct Scenario {
     pub pauses: bool,
 }
 
-const NO_BUGS: Bugs = Bugs {
-    no_self_demotion: false,
-    lying_stonith: false,
-    timeout_as_success: false,
-    firewall_keeps_established: false,
-    firewall_confirms_early: false,
-    token_on_too_few: false,
-    check_yield_append: false,
-    deadline_from_reply: false,
-    serializable_renewal: false,
-};
-
 /// Every fencing scenario, in matrix order.
 pub fn scenarios() -> Vec<Scenario> {
     let s = |id, name, about, spec| Scenario {
@@ -165,7 +153,7 @@ pub fn scenarios() -> Vec<Scenario> {
         about,
         spec,
         fence_path: None,
-        bugs: NO_BUGS,
+        bugs: Bugs::default(),
         within_assumptions: true,
         failovers: None,
         pauses: spec.contains("pause-"),
@@ -190,7 +178,7 @@ pub fn scenarios() -> Vec<Scenario> {
             "pause-supervisor:primary@0s+14s;pause-host:primary@6s+4s",
         ),
         Scenario {
-            bugs: Bugs { lying_stonith: true, ..NO_BUGS },
+            bugs: Bugs { lying_stonith: true, ..Bugs::default() },
             ..s("6", "lying-stonith", "as 3, with a power switch that reports the host off and leaves it running", "pause-supervisor:primary@0s+12s")
         },
         s(
@@ -249,7 +237,7 @@ impl Scenario {
         if self.fence_path.is_some() {
             o.fence_path = self.fence_path;
         }
-        o.bugs = merge(o.bugs, self.bugs);
+        o.bugs = o.bugs.union(self.bugs);
         o
     }
 
@@ -258,20 +246,6 @@ impl Scenario {
             let names: Vec<String> = scenarios().iter().map(|s| format!("{} ({})", s.name, s.id)).collect();
             format!("unknown fencing fault {name:?}; the faults are {}", names.join(", "))
         })
-    }
-}
-
-fn merge(a: Bugs, b: Bugs) -> Bugs {
-    Bugs {
-        no_self_demotion: a.no_self_demotion || b.no_self_demotion,
-        lying_stonith: a.lying_stonith || b.lying_stonith,
-        timeout_as_success: a.timeout_as_success || b.timeout_as_success,
-        firewall_keeps_established: a.firewall_keeps_established || b.firewall_keeps_established,
-        firewall_confirms_early: a.firewall_confirms_early || b.firewall_confirms_early,
-        token_on_too_few: a.token_on_too_few || b.token_on_too_few,
-        check_yield_append: a.check_yield_append || b.check_yield_append,
-        deadline_from_reply: a.deadline_from_reply || b.deadline_from_reply,
-        serializable_renewal: a.serializable_renewal || b.serializable_renewal,
     }
 }
 

@@ -142,6 +142,13 @@ impl Bugs {
         all.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect()
     }
 
+    /// Every bug set in either.
+    pub fn union(self, other: Bugs) -> Bugs {
+        let mut all = self.names();
+        all.extend(other.names());
+        Bugs::parse(&all.join(",")).unwrap_or(self)
+    }
+
     pub fn parse(names: &str) -> Result<Bugs, String> {
         let mut b = Bugs::default();
         for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -262,5 +269,8 @@ mod tests {
         assert!(Strategy::parse("sideways").unwrap_err().contains("stonith|firewall"));
         assert!(Bugs::parse("nope").is_err());
         assert_eq!(Bugs::parse("lying-stonith").map(|b| b.names()), Ok(vec!["lying-stonith"]));
+        let both =
+            Bugs { lying_stonith: true, ..Bugs::default() }.union(Bugs { timeout_as_success: true, ..Bugs::default() });
+        assert_eq!(both.names(), ["lying-stonith", "timeout-as-success"]);
     }
 }
