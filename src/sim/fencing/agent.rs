@@ -15,18 +15,19 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use quorumlab_fencing::ports::{ConsensusStore, Watchdog};
 use quorumlab_fencing::supervisor::eligibility::LocalStatus;
-use quorumlab_fencing::{Decision, Event, LeaseId, MemberId, Role, Supervisor, Token};
+use quorumlab_fencing::{Decision, Event, MemberId, Role, Supervisor, Token};
 use tokio::sync::mpsc;
 
+use super::ports::SimPorts;
 use super::{devices, World, LEADER_KEY};
-use crate::client::{Client, ClientConfig, LeaseError};
+use crate::client::{Client, ClientConfig};
 use crate::clock::HostClock;
 use crate::db::{Db, Serving};
 use crate::net::{self, Deadlines, Transport};
 use crate::pb;
 use crate::sim::trace::sim_now;
-use crate::types::{Compare, CompareOp, CompareTarget, Txn, TxnOp, TxnOpResult};
 
 /// How often the agent's loop looks at its deadlines (finer than `loop_wait`, so deadlines are sharp).
 const TICK: Duration = Duration::from_millis(50);
@@ -35,28 +36,28 @@ type Session = Arc<tokio::sync::Mutex<Client>>;
 
 /// What the agent's tasks share.
 #[derive(Clone)]
-struct Ctx {
-    world: Arc<World>,
-    member: u64,
-    db: Db,
-    clock: HostClock,
-    tx: mpsc::UnboundedSender<Event>,
+pub(super) struct Ctx {
+    pub(super) world: Arc<World>,
+    pub(super) member: u64,
+    pub(super) db: Db,
+    pub(super) clock: HostClock,
+    pub(super) tx: mpsc::UnboundedSender<Event>,
     /// Campaigns and reads.
-    main: Session,
+    pub(super) main: Session,
     /// Lease grants, renewals and revokes.
-    leases: Session,
+    pub(super) leases: Session,
     /// The log length of every member as last reported (this one's included).
-    lens: Arc<Mutex<BTreeMap<u64, u64>>>,
+    pub(super) lens: Arc<Mutex<BTreeMap<u64, u64>>>,
     /// Whether the last refresh found this member promotable under the quorum rule.
-    in_sync_set: Arc<Mutex<bool>>,
+    pub(super) in_sync_set: Arc<Mutex<bool>>,
     /// The leader key's holder as last read.
-    last_holder: Arc<Mutex<Option<u64>>>,
+    pub(super) last_holder: Arc<Mutex<Option<u64>>>,
     /// The token this member promoted with, while primary.
-    token: Arc<Mutex<Option<u64>>>,
+    pub(super) token: Arc<Mutex<Option<u64>>>,
     /// The token of the last campaign this member won (what its fence installs).
-    won: Arc<Mutex<u64>>,
+    pub(super) won: Arc<Mutex<u64>>,
     /// The lease the last won campaign attached the key to.
-    lease: Arc<Mutex<Option<u64>>>,
+    pub(super) lease: Arc<Mutex<Option<u64>>>,
 }
 
 /// Runs member `member`'s agent until its host dies.
@@ -88,6 +89,7 @@ pub async fn run(world: Arc<World>, member: u64, db: Db) -> Result<(), String> {
         won: Arc::default(),
         lease: Arc::default(),
     };
+    let mut ports = SimPorts::new(ctx.clone());
     let mut next_status = sim_now();
     let mut last_role = None;
     loop {
@@ -101,7 +103,7 @@ pub async fn run(world: Arc<World>, member: u64, db: Db) -> Result<(), String> {
         }
         let decisions = sup.step(clock.now(), event);
         for d in decisions {
-            execute(&ctx, d);
+            execute(&ctx, &mut ports, d);
         }
         let role = sup.role();
         world.set_role(member, role);
@@ -116,70 +118,35 @@ pub async fn run(world: Arc<World>, member: u64, db: Db) -> Result<(), String> {
     }
 }
 
-fn send(ctx: &Ctx, e: Event) {
+pub(super) fn send(ctx: &Ctx, e: Event) {
     let _ = ctx.tx.send(e);
 }
 
-fn execute(ctx: &Ctx, d: Decision) {
+/// Executes one decision through the ports ([`SimPorts`]); outcomes come back as events.
+fn execute(ctx: &Ctx, ports: &mut SimPorts, d: Decision) {
     let bugs = ctx.world.options.bugs;
     match d {
         Decision::GrantLease { ttl } => {
-            let ctx = ctx.clone();
-            tokio::spawn(async move {
-                let sent_at = ctx.clock.now();
-                let r = ctx.leases.lock().await.lease_grant(ttl).await;
-                send(
-                    &ctx,
-                    match r {
-                        Ok(resp) => Event::LeaseGranted { id: LeaseId(resp.lease), sent_at, ttl },
-                        Err(_) => Event::LeaseGrantFailed,
-                    },
-                );
-            });
+            ports.grant_lease(ttl);
         }
         Decision::Campaign { lease } => {
-            tokio::spawn(campaign(ctx.clone(), lease));
+            ports.campaign(lease, MemberId(ctx.member));
         }
         Decision::Renew { lease } => {
-            let ctx = ctx.clone();
-            tokio::spawn(async move {
-                let event = if bugs.serializable_renewal {
-                    renew_by_serializable_read(&ctx).await
-                } else {
-                    let sent_local = ctx.clock.now();
-                    match ctx.leases.lock().await.lease_keep_alive(lease.0).await {
-                        Ok(answer) => {
-                            let waited = tokio::time::Instant::now().saturating_duration_since(answer.sent_at);
-                            let sent_at = if bugs.deadline_from_reply {
-                                ctx.clock.now()
-                            } else {
-                                sent_local.max(ctx.clock.now().saturating_sub(waited))
-                            };
-                            Event::KeepAliveAnswered { sent_at, ttl: answer.ttl }
-                        }
-                        Err(LeaseError::NotFound(_)) => Event::LeaseGone,
-                        Err(LeaseError::NoAnswer(_)) => Event::KeepAliveFailed,
-                    }
-                };
-                send(&ctx, event);
-            });
+            ports.keep_alive(lease);
         }
         Decision::ReleaseKey { lease } => {
-            let ctx = ctx.clone();
-            tokio::spawn(async move {
-                let _ = ctx.leases.lock().await.lease_revoke(lease.0).await;
-            });
+            ports.revoke_lease(lease);
         }
         Decision::ArmWatchdog { timeout } => {
-            let armed = ctx.world.watchdog_arm(ctx.member, timeout, sim_now());
-            send(ctx, if armed { Event::WatchdogArmed } else { Event::WatchdogArmFailed });
+            Watchdog::arm(ports, timeout);
         }
         Decision::FeedWatchdog { not_after } => {
             if ctx.clock.now() <= not_after {
-                ctx.world.watchdog_feed(ctx.member, sim_now());
+                ports.feed();
             }
         }
-        Decision::DisarmWatchdog => ctx.world.watchdog_disarm(ctx.member),
+        Decision::DisarmWatchdog => ports.disarm(),
         Decision::StartFencing { old_primary } => {
             let target =
                 old_primary.map(|m| ctx.world.host(m.0).to_string()).unwrap_or_else(|| "every other member".into());
@@ -187,11 +154,11 @@ fn execute(ctx: &Ctx, d: Decision) {
         }
         Decision::FenceTry { target, at, kind, deadline } => {
             let ctx = ctx.clone();
+            let mut ports = ports.clone();
             tokio::spawn(async move {
                 let budget = deadline.saturating_sub(ctx.clock.now());
                 let token = *ctx.won.lock().unwrap_or_else(|e| e.into_inner());
-                let outcome =
-                    devices::attempt(&ctx.world, ctx.member, target.map(|m| m.0), kind, budget, token, at).await;
+                let outcome = devices::attempt(&mut ports, target.map(|m| m.0), kind, budget, Token(token), at).await;
                 send(&ctx, Event::FenceOutcome { at, outcome });
             });
         }
@@ -292,46 +259,7 @@ fn db_client(
     Some(pb::database_service_client::DatabaseServiceClient::new(channel))
 }
 
-/// Takes the leader key by a transaction on create revision 0; the else branch reads the holder.
-async fn campaign(ctx: Ctx, lease: LeaseId) {
-    let key = LEADER_KEY.as_bytes().to_vec();
-    let txn = Txn {
-        compares: vec![Compare { key: key.clone(), op: CompareOp::Equal, target: CompareTarget::CreateRevision(0) }],
-        success: vec![TxnOp::Put { key: key.clone(), value: ctx.member.to_string().into_bytes(), lease: lease.0 }],
-        failure: vec![TxnOp::Get { key }],
-    };
-    let r = ctx.main.lock().await.txn(txn).await;
-    let event = match r {
-        Ok(resp) if resp.succeeded => {
-            ctx.db.follow(Some(ctx.member));
-            *ctx.won.lock().unwrap_or_else(|e| e.into_inner()) = resp.revision;
-            *ctx.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(lease.0);
-            Event::CampaignWon { token: Token(resp.revision) }
-        }
-        Ok(resp) => {
-            let holder = resp.results.iter().find_map(|r| match r {
-                TxnOpResult::Get { found: Some(kv) } => String::from_utf8_lossy(&kv.value).parse::<u64>().ok(),
-                _ => None,
-            });
-            Event::CampaignLost { holder: holder.map(MemberId) }
-        }
-        Err(_) => Event::CampaignFailed,
-    };
-    send(&ctx, event);
-}
-
-/// The planted bug: "renews" by reading the leader key from whichever member the session talks to.
-async fn renew_by_serializable_read(ctx: &Ctx) -> Event {
-    let sent_at = ctx.clock.now();
-    match ctx.leases.lock().await.get_serializable(LEADER_KEY.as_bytes()).await {
-        Ok(read) if read.found.as_ref().is_some_and(|f| f.value == ctx.member.to_string().into_bytes()) => {
-            Event::KeepAliveAnswered { sent_at, ttl: ctx.world.options.ttl }
-        }
-        _ => Event::KeepAliveFailed,
-    }
-}
-
-fn lag(ctx: &Ctx) -> u64 {
+pub(super) fn lag(ctx: &Ctx) -> u64 {
     let lens = ctx.lens.lock().unwrap_or_else(|e| e.into_inner());
     let mine = ctx.db.len();
     lens.values().copied().max().unwrap_or(mine).saturating_sub(mine)
@@ -401,7 +329,7 @@ async fn refresh(ctx: Ctx, role: Role) {
 
 /// A peer's status through its database's status call (the agent's REST API in Patroni's terms:
 /// a paused agent does not answer it).
-async fn peer_status(ctx: &Ctx, peer: u64) -> Option<pb::DbStatusResponse> {
+pub(super) async fn peer_status(ctx: &Ctx, peer: u64) -> Option<pb::DbStatusResponse> {
     let mut client = db_client(ctx, peer)?;
     if ctx.world.agent_paused(peer) {
         tokio::time::sleep(Duration::from_millis(300)).await;

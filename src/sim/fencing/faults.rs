@@ -174,7 +174,7 @@ pub fn scenarios() -> Vec<Scenario> {
         s(
             "5",
             "resume-in-flight",
-            "the old primary's host stalls as the new token goes in, its replication under the old token still in flight",
+            "as 3, and right after the failover the new primary's host stalls for 4 s: replication under the old and the new token in flight together while the token goes in",
             "pause-supervisor:primary@0s+14s;pause-host:primary@6s+4s",
         ),
         Scenario {

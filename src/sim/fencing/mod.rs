@@ -22,6 +22,7 @@ pub mod clients;
 pub mod devices;
 pub mod faults;
 pub mod matrix;
+pub mod ports;
 pub mod strategy;
 pub mod verdict;
 
