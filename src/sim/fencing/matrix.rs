@@ -341,3 +341,80 @@ impl Matrix {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Matrix {
+        let cell = |cell, ms| {
+            Some(CellResult {
+                cell,
+                runs: 1,
+                median_failover_ms: ms,
+                seed: Some(1),
+                replay: Some("quorumlab fencing run etcd-2-2-1 --strategy 'none' --seed 1".into()),
+                kv_failures: vec![],
+            })
+        };
+        Matrix {
+            topology: "etcd-2-2-1".into(),
+            seeds: vec![1],
+            rows: rows().into_iter().take(2).collect(),
+            columns: vec![
+                ("3".into(), "pause-supervisor".into(), "a <paused> supervisor".into()),
+                ("11".into(), "no-quorum".into(), "x".into()),
+            ],
+            cells: vec![
+                vec![cell(MatrixCell::TwoPrimaries, Some(5_600)), cell(MatrixCell::Unavailable, None)],
+                vec![cell(MatrixCell::Safe, Some(5_700)), None],
+            ],
+        }
+    }
+
+    #[test]
+    fn every_format_shows_every_cell_and_the_html_page_is_self_contained() {
+        let m = tiny();
+        let md = m.markdown();
+        assert!(md.contains("| none | TWO PRIMARIES | unavailable |"), "{md}");
+        assert!(md.contains("| watchdog | safe 5.7s | n/a |"), "{md}");
+        let text = m.text();
+        assert!(
+            text.contains("unsafe cells replay with:") && text.contains("none × 3: quorumlab fencing run"),
+            "{text}"
+        );
+        let html = m.html();
+        assert!(html.starts_with("<!doctype html>") && html.trim_end().ends_with("</html>"));
+        assert!(
+            html.contains("<td class=\"bad\">TWO PRIMARIES</td>") && html.contains("<td class=\"safe\">safe 5.7s</td>")
+        );
+        assert!(html.contains("a &lt;paused&gt; supervisor"), "column notes are escaped");
+        assert!(
+            !html.contains("<script") && !html.contains("src=") && !html.contains("href="),
+            "no external resources"
+        );
+    }
+
+    #[test]
+    fn a_correct_row_unsafe_where_nothing_excuses_it_is_a_violation() {
+        let m = tiny();
+        let scenarios: Vec<Scenario> = ["pause-supervisor", "no-quorum-replica-dies"]
+            .iter()
+            .map(|n| Scenario::find(n).expect("a fault"))
+            .collect();
+        assert!(m.violations(&scenarios).is_empty(), "none under a pause is excused (Kleppmann)");
+        let mut m = m;
+        m.cells[1][0] = m.cells[0][0].clone();
+        let v = m.violations(&scenarios);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].starts_with("watchdog × 3 pause-supervisor"), "{v:?}");
+    }
+
+    #[test]
+    fn unknown_rows_and_faults_are_refused_with_the_list() {
+        let e = select(&["sideways".into()], &[]).unwrap_err();
+        assert!(e.contains("stonith&firewall"), "{e}");
+        let e = select(&[], &["99".into()]).unwrap_err();
+        assert!(e.contains("pause-host (4)"), "{e}");
+    }
+}
