@@ -82,6 +82,13 @@ fn negative_control_a_lease_alone_does_not_stop_a_paused_supervisor() {
 }
 
 #[test]
+fn negative_control_a_primary_that_never_demotes_itself() {
+    quorumlab::sim::trace::init_tracing();
+    let options = broken(Strategy::None, Bugs { no_self_demotion: true, ..Bugs::default() });
+    caught_within_ten_seeds("none +no-self-demotion", &options, "isolate-primary-muted");
+}
+
+#[test]
 fn negative_control_stonith_or_firewall_with_a_lying_switch_first_never_runs_the_firewall() {
     quorumlab::sim::trace::init_tracing();
     let options = FencingOptions::new(Strategy::StonithOrFirewall);

@@ -188,8 +188,17 @@ impl Nemesis {
         let islands: Vec<BTreeSet<String>> = self
             .active
             .iter()
-            .filter(|a| matches!(a.fault, Fault::Db { db: DbFault::IsolateWithReplica { .. } }))
+            .filter(|a| {
+                matches!(a.fault, Fault::Db { db: DbFault::IsolateWithReplica { .. } | DbFault::IsolateMuted { .. } })
+            })
             .map(|a| a.hosts.iter().cloned().collect())
+            .collect();
+        // Muted hosts, with their island: nothing they send leaves it.
+        let muted: Vec<(String, BTreeSet<String>)> = self
+            .active
+            .iter()
+            .filter(|a| matches!(a.fault, Fault::Db { db: DbFault::IsolateMuted { .. } }))
+            .filter_map(|a| Some((a.hosts.first()?.clone(), a.hosts.iter().cloned().collect())))
             .collect();
         let mut slow: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut lossy: BTreeMap<(String, String), u8> = BTreeMap::new();
@@ -213,8 +222,10 @@ impl Nemesis {
                 // A database island is cut from the voters (every Raft node), not from the other database hosts.
                 let is_node = |h: &str| topology.node_by_host(h).is_some();
                 let island_cut = islands.iter().any(|i| (i.contains(a) && is_node(b)) || (i.contains(b) && is_node(a)));
-                let blocked =
-                    |from: &str, to: &str| island_cut || host_blocked(&options, topology, &cut, &down, from, to);
+                let unheard = |from: &str, to: &str| muted.iter().any(|(m, island)| m == from && !island.contains(to));
+                let blocked = |from: &str, to: &str| {
+                    island_cut || unheard(from, to) || host_blocked(&options, topology, &cut, &down, from, to)
+                };
                 let mut state = HEALTHY;
                 state.a_to_b = if blocked(a, b) { Dir::Cut } else { Dir::Ok };
                 state.b_to_a = if blocked(b, a) { Dir::Cut } else { Dir::Ok };
@@ -284,7 +295,7 @@ impl Nemesis {
                 DbFault::Clock { percent, .. } => {
                     *rates.entry(m).or_insert(100) = rates.get(&m).copied().unwrap_or(100) * percent / 100;
                 }
-                DbFault::IsolateWithReplica { .. } => {}
+                DbFault::IsolateWithReplica { .. } | DbFault::IsolateMuted { .. } => {}
             }
         }
         for &m in world.members.keys() {
@@ -322,7 +333,7 @@ fn resolve_db(c: &SimCluster<'_>, fault: &DbFault) -> (Option<u64>, Vec<String>)
     };
     let Some(member) = member else { return (None, Vec::new()) };
     let mut hosts = vec![world.host(member).to_string()];
-    if let DbFault::IsolateWithReplica { .. } = fault {
+    if let DbFault::IsolateWithReplica { .. } | DbFault::IsolateMuted { .. } = fault {
         let dc = world.topology.db_host(member).map(|d| d.dc.clone()).unwrap_or_default();
         if let Some(replica) = world.topology.db_hosts().iter().find(|d| d.dc == dc && d.member != member) {
             hosts.push(replica.host.clone());

@@ -270,9 +270,9 @@ pub(super) fn lag(ctx: &Ctx) -> u64 {
 ///
 /// The quorum rule (synchronous mode, `ANY 1` commit): an acknowledged write is on the primary and
 /// on at least one replica, so a candidate must have heard, in this very refresh, from every other
-/// replica (every member but itself and the key's last holder) and be at least as far as each of
-/// them. A replica it cannot hear from may hold a write it lacks: then it is not eligible, and the
-/// cluster stays unavailable rather than lose the write.
+/// replica (every member but itself and the key's last holder). A replica it cannot hear from may hold
+/// a write it lacks: then it is not eligible, and the cluster stays unavailable rather than lose the
+/// write. One that is further along is caught up from before it serves ([`promote`]).
 async fn refresh(ctx: Ctx, role: Role) {
     let holder = ctx.main.lock().await.get(LEADER_KEY.as_bytes()).await;
     let holder = match &holder {
@@ -297,11 +297,7 @@ async fn refresh(ctx: Ctx, role: Role) {
     let peers: Vec<u64> = ctx.world.members.keys().copied().filter(|&m| m != ctx.member).collect();
     let statuses = futures::future::join_all(peers.iter().map(|&p| peer_status(&ctx, p))).await;
     let mine = ctx.db.len();
-    let quorum = peers
-        .iter()
-        .zip(&statuses)
-        .filter(|(p, _)| Some(**p) != holder)
-        .all(|(_, s)| s.as_ref().is_some_and(|s| s.len <= mine));
+    let quorum = peers.iter().zip(&statuses).filter(|(p, _)| Some(**p) != holder).all(|(_, s)| s.is_some());
     {
         let mut lens = ctx.lens.lock().unwrap_or_else(|e| e.into_inner());
         lens.insert(ctx.member, mine);

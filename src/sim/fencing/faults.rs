@@ -29,6 +29,10 @@ pub enum DbFault {
     /// Cut the target, one replica of its datacenter (if it has one) and that datacenter's database
     /// client off from the voters (every Raft node); the database network between members still works.
     IsolateWithReplica { target: DbTarget },
+    /// As [`DbFault::IsolateWithReplica`], and the target's messages to every database host and client
+    /// outside its island are dropped: it still hears its peers, they no longer hear it (a one-way fault
+    /// of its uplink), so to them it is gone while it keeps committing through the replica beside it.
+    IsolateMuted { target: DbTarget },
     /// Pause the target's supervisor process (SIGSTOP): its database keeps serving.
     PauseSupervisor { target: DbTarget },
     /// Pause the target's whole host: database, supervisor, and a software watchdog's count;
@@ -44,6 +48,7 @@ impl DbFault {
     pub fn target(&self) -> DbTarget {
         match self {
             DbFault::IsolateWithReplica { target }
+            | DbFault::IsolateMuted { target }
             | DbFault::PauseSupervisor { target }
             | DbFault::PauseHost { target }
             | DbFault::Crash { target }
@@ -59,6 +64,9 @@ impl DbFault {
         };
         match self {
             DbFault::IsolateWithReplica { .. } => format!("cut {t}, a replica and their clients off from the voters"),
+            DbFault::IsolateMuted { .. } => {
+                format!("cut {t}, a replica and their clients off from the voters, and {t} unheard by the rest")
+            }
             DbFault::PauseSupervisor { .. } => format!("pause {t}'s supervisor"),
             DbFault::PauseHost { .. } => format!("pause {t}'s whole host"),
             DbFault::Crash { .. } => format!("crash {t}'s host"),
@@ -74,6 +82,7 @@ impl DbFault {
         };
         match self {
             DbFault::IsolateWithReplica { .. } => format!("db-isolate:{t}"),
+            DbFault::IsolateMuted { .. } => format!("db-isolate-muted:{t}"),
             DbFault::PauseSupervisor { .. } => format!("pause-supervisor:{t}"),
             DbFault::PauseHost { .. } => format!("pause-host:{t}"),
             DbFault::Crash { .. } => format!("db-crash:{t}"),
@@ -101,6 +110,7 @@ impl DbFault {
         };
         let fault = match parts.as_slice() {
             ["db-isolate", t] => target(t).map(|target| DbFault::IsolateWithReplica { target }),
+            ["db-isolate-muted", t] => target(t).map(|target| DbFault::IsolateMuted { target }),
             ["pause-supervisor", t] => target(t).map(|target| DbFault::PauseSupervisor { target }),
             ["pause-host", t] => target(t).map(|target| DbFault::PauseHost { target }),
             ["db-crash", t] => target(t).map(|target| DbFault::Crash { target }),
@@ -109,11 +119,14 @@ impl DbFault {
                 _ => Err(format!("fault {spec:?}: a clock runs at 1 to 1000 percent of true speed, not {p:?}")),
             },
             [head, ..]
-                if matches!(*head, "db-isolate" | "pause-supervisor" | "pause-host" | "db-crash" | "db-clock") =>
+                if matches!(
+                    *head,
+                    "db-isolate" | "db-isolate-muted" | "pause-supervisor" | "pause-host" | "db-crash" | "db-clock"
+                ) =>
             {
                 Err(format!(
-                    "fault {spec:?}: database faults are db-isolate:T, pause-supervisor:T, pause-host:T, db-crash:T, \
-                     db-clock:T:PERCENT, with T = primary, replica or a database host"
+                    "fault {spec:?}: database faults are db-isolate:T, db-isolate-muted:T, pause-supervisor:T, \
+                     pause-host:T, db-crash:T, db-clock:T:PERCENT, with T = primary, replica or a database host"
                 ))
             }
             _ => return None,
@@ -160,6 +173,12 @@ pub fn scenarios() -> Vec<Scenario> {
     };
     vec![
         s("1", "isolate-primary", "the primary, a replica and their clients cut off from the voters", "db-isolate:primary@0s+18s"),
+        s(
+            "1b",
+            "isolate-primary-muted",
+            "as 1, and the other side no longer hears the primary (it still hears them): to them it is gone",
+            "db-isolate-muted:primary@0s+18s",
+        ),
         Scenario {
             fence_path: Some(FencePath::InBand),
             ..s(
