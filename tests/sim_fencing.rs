@@ -148,6 +148,18 @@ fn a_consensus_blip_shorter_than_retry_timeout_fails_over_nobody() {
 }
 
 #[test]
+fn with_a_required_watchdog_a_host_that_cannot_arm_one_refuses_leadership() {
+    quorumlab::sim::trace::init_tracing();
+    let options = FencingOptions { watchdog_available: false, ..FencingOptions::new(Strategy::Watchdog) };
+    let r = fencing_run("etcd-2-2-1", &options, "consensus-blip", 1);
+    let f = r.fencing.as_ref().expect("a fencing run");
+    assert!(f.promotions.is_empty(), "nobody may lead without a watchdog: {:?}", f.promotions);
+    assert_eq!(f.acknowledged, 0);
+    assert!(r.trace.iter().any(|l| l.contains("supervisor") && l.contains("Candidate")), "they did try");
+    assert!(kv_failures(&r).is_empty(), "{:?}", kv_failures(&r));
+}
+
+#[test]
 fn a_fencing_run_replays_bit_for_bit() {
     quorumlab::sim::trace::init_tracing();
     let options = FencingOptions::new(Strategy::Credentials);
