@@ -293,7 +293,8 @@ impl Nemesis {
                     crashed.insert(m);
                 }
                 DbFault::Clock { percent, .. } => {
-                    *rates.entry(m).or_insert(100) = rates.get(&m).copied().unwrap_or(100) * percent / 100;
+                    let rate = rates.entry(m).or_insert(100);
+                    *rate = *rate * percent / 100;
                 }
                 DbFault::IsolateWithReplica { .. } | DbFault::IsolateMuted { .. } => {}
             }

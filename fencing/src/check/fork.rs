@@ -66,10 +66,7 @@ impl fmt::Display for Fork {
 
 /// Judges `record`: every acknowledged entry on the chain of the highest one.
 pub fn check(record: &DbRecord) -> Outcome {
-    match Chains::build(record) {
-        Ok(chains) => judge(&chains),
-        Err(problem) => Outcome::Fail(Violation::Malformed { property: PROPERTY, problem }),
-    }
+    super::on_chains(record, PROPERTY, judge)
 }
 
 pub(crate) fn judge(chains: &Chains<'_>) -> Outcome {

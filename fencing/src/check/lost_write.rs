@@ -67,10 +67,7 @@ impl fmt::Display for LostWrites {
 /// Judges `record`: every acknowledged entry on the final primary's chain, if replication was
 /// synchronous and there is a final primary.
 pub fn check(record: &DbRecord) -> Outcome {
-    match Chains::build(record) {
-        Ok(chains) => judge(&chains),
-        Err(problem) => Outcome::Fail(Violation::Malformed { property: PROPERTY, problem }),
-    }
+    super::on_chains(record, PROPERTY, judge)
 }
 
 pub(crate) fn judge(chains: &Chains<'_>) -> Outcome {

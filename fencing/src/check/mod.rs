@@ -305,16 +305,29 @@ impl fmt::Display for AckedEntry {
 /// Every check by name, over one shared index of the record's chains.
 pub fn check_all(record: &DbRecord) -> BTreeMap<&'static str, Outcome> {
     let built = chain::Chains::build(record);
-    let judge = |property: &'static str, f: &dyn Fn(&chain::Chains<'_>) -> Outcome| match &built {
-        Ok(chains) => f(chains),
-        Err(problem) => Outcome::Fail(Violation::Malformed { property, problem: problem.clone() }),
-    };
+    let judge = |property: &'static str, f: Judge| judge_built(&built, property, f);
     BTreeMap::from([
-        (fork::PROPERTY, judge(fork::PROPERTY, &fork::judge)),
-        (tokens::PROPERTY, judge(tokens::PROPERTY, &tokens::judge)),
-        (lost_write::PROPERTY, judge(lost_write::PROPERTY, &lost_write::judge)),
-        (stale_reads::PROPERTY, judge(stale_reads::PROPERTY, &stale_reads::judge)),
+        (fork::PROPERTY, judge(fork::PROPERTY, fork::judge)),
+        (tokens::PROPERTY, judge(tokens::PROPERTY, tokens::judge)),
+        (lost_write::PROPERTY, judge(lost_write::PROPERTY, lost_write::judge)),
+        (stale_reads::PROPERTY, judge(stale_reads::PROPERTY, stale_reads::judge)),
     ])
+}
+
+/// One property's judge over the record's chains.
+type Judge = fn(&chain::Chains<'_>) -> Outcome;
+
+/// Builds the chains and judges one property over them; a record whose chains cannot be built fails it as
+/// malformed (every check's shared front).
+fn on_chains(record: &DbRecord, property: &'static str, judge: Judge) -> Outcome {
+    judge_built(&chain::Chains::build(record), property, judge)
+}
+
+fn judge_built(built: &Result<chain::Chains<'_>, Malformed>, property: &'static str, judge: Judge) -> Outcome {
+    match built {
+        Ok(chains) => judge(chains),
+        Err(problem) => Outcome::Fail(Violation::Malformed { property, problem: problem.clone() }),
+    }
 }
 
 /// One run's cell in the matrix: its worst violation.

@@ -74,10 +74,7 @@ impl fmt::Display for StaleReads {
 
 /// Judges `record`: no stale read.
 pub fn check(record: &DbRecord) -> Outcome {
-    match Chains::build(record) {
-        Ok(chains) => judge(&chains),
-        Err(problem) => Outcome::Fail(Violation::Malformed { property: PROPERTY, problem }),
-    }
+    super::on_chains(record, PROPERTY, judge)
 }
 
 /// How many reads a member served after it had been deposed (another member promoted with a

@@ -54,10 +54,7 @@ impl fmt::Display for TokenDecrease {
 
 /// Judges `record`: no token decrease on the chain of any acknowledged entry.
 pub fn check(record: &DbRecord) -> Outcome {
-    match Chains::build(record) {
-        Ok(chains) => judge(&chains),
-        Err(problem) => Outcome::Fail(Violation::Malformed { property: PROPERTY, problem }),
-    }
+    super::on_chains(record, PROPERTY, judge)
 }
 
 pub(crate) fn judge(chains: &Chains<'_>) -> Outcome {
