@@ -317,7 +317,8 @@ impl Matrix {
         out
     }
 
-    /// Correct rows that were unsafe where nothing excuses it ([`excused`]).
+    /// Correct rows that were unsafe where nothing excuses it ([`excused`]), or failed over where the
+    /// scenario allows no failover (a blip shorter than `retry_timeout`).
     pub fn violations(&self, scenarios: &[Scenario]) -> Vec<String> {
         let mut out = Vec::new();
         for (row, cells) in self.rows.iter().zip(&self.cells) {
@@ -331,6 +332,9 @@ impl Matrix {
                             s.name,
                             c.replay.clone().unwrap_or_default()
                         ));
+                    }
+                    if row.correct && s.failovers == Some(0) && c.median_failover_ms.is_some() {
+                        out.push(format!("{} × {} {}: a failover where none may happen", row.label, s.id, s.name));
                     }
                     for k in &c.kv_failures {
                         out.push(format!("{} × {} {}: the Raft KV failed: {k}", row.label, s.id, s.name));
@@ -408,6 +412,11 @@ mod tests {
         let v = m.violations(&scenarios);
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].starts_with("watchdog × 3 pause-supervisor"), "{v:?}");
+        let blip = [Scenario::find("consensus-blip").expect("a fault")];
+        let mut m = tiny();
+        m.cells = vec![vec![None], vec![m.cells[1][0].clone()]];
+        let v = m.violations(&blip);
+        assert_eq!(v, ["watchdog × 10a consensus-blip: a failover where none may happen"], "a blip fails over nobody");
     }
 
     #[test]
