@@ -50,6 +50,18 @@ pub struct SupervisorConfig {
     pub failsafe_mode: bool,
     /// The fence that must confirm before a new primary is promoted.
     pub fence: FencePlan,
+    /// Bugs planted on purpose, for the negative controls that prove the checks can fail. All off in
+    /// any configuration meant to be safe.
+    pub planted: Planted,
+}
+
+/// The supervisor's own planted bugs (the simulator plants the rest in its ports and devices).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Planted {
+    /// Count the lease's safe deadline from the moment the renewal's answer is read, not from the
+    /// renewal's send: a process stopped while its renewal was in flight then outlives the lease the
+    /// store keeps by as long as it was stopped.
+    pub deadline_from_reply: bool,
 }
 
 /// Which rule a configuration breaks, with its numbers.
@@ -107,6 +119,7 @@ impl SupervisorConfig {
             synchronous_mode: false,
             failsafe_mode: false,
             fence: FencePlan::none(),
+            planted: Planted::default(),
         }
     }
 

@@ -31,7 +31,7 @@ pub mod levels;
 pub mod ports;
 pub mod supervisor;
 
-pub use config::{ConfigError, SupervisorConfig, WatchdogMode};
+pub use config::{ConfigError, Planted, SupervisorConfig, WatchdogMode};
 pub use levels::{Device, DeviceKind, DeviceOutcome, FencePlan, FenceRun, FenceStep, Level};
 pub use supervisor::{Decision, DemoteReason, Event, Role, Supervisor};
 

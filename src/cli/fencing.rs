@@ -166,6 +166,7 @@ fn run_cmd(a: RunArgs) -> Result<u8, String> {
         (None, Some(spec)) => (Schedule::parse(spec, &t, std::time::Duration::from_secs(12))?, options),
         (None, None) => return Err("give --fault NAME or --schedule SPEC".into()),
     };
+    let strategy = options.strategy;
     let config = RunConfig::new(&t, schedule, a.seed).with_fencing(options);
     let record = run_one(&config);
     if a.trace {
@@ -195,7 +196,7 @@ fn run_cmd(a: RunArgs) -> Result<u8, String> {
         };
         println!("  {name}: {shown}");
     }
-    let unsafe_ = record.fencing.as_ref().is_some_and(|f| f.cell.unsafe_());
+    let unsafe_ = record.fencing.as_ref().is_some_and(|f| f.cell.unsafe_for(strategy));
     let kv_failed =
         record.verdicts.iter().any(|(n, v)| v.failed() && !n.starts_with("db: ") && n != "availability as predicted");
     if unsafe_ || kv_failed {

@@ -81,7 +81,7 @@ impl Nemesis {
             _ => None,
         };
         let (member, hosts) = match fault {
-            Fault::Db { db } => resolve_db(c, db),
+            Fault::Db { db } => resolve_db(c, db, leader),
             _ => (None, Vec::new()),
         };
         let resolved = match (&shape, fault) {
@@ -189,7 +189,14 @@ impl Nemesis {
             .active
             .iter()
             .filter(|a| {
-                matches!(a.fault, Fault::Db { db: DbFault::IsolateWithReplica { .. } | DbFault::IsolateMuted { .. } })
+                matches!(
+                    a.fault,
+                    Fault::Db {
+                        db: DbFault::IsolateWithReplica { .. }
+                            | DbFault::IsolateMuted { .. }
+                            | DbFault::IsolateWithLeader { .. }
+                    }
+                )
             })
             .map(|a| a.hosts.iter().cloned().collect())
             .collect();
@@ -197,7 +204,9 @@ impl Nemesis {
         let muted: Vec<(String, BTreeSet<String>)> = self
             .active
             .iter()
-            .filter(|a| matches!(a.fault, Fault::Db { db: DbFault::IsolateMuted { .. } }))
+            .filter(|a| {
+                matches!(a.fault, Fault::Db { db: DbFault::IsolateMuted { .. } | DbFault::IsolateWithLeader { .. } })
+            })
             .filter_map(|a| Some((a.hosts.first()?.clone(), a.hosts.iter().cloned().collect())))
             .collect();
         let mut slow: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -219,12 +228,17 @@ impl Nemesis {
         for (i, a) in hosts.iter().enumerate() {
             for b in &hosts[i + 1..] {
                 let (a, b) = if a < b { (a, b) } else { (b, a) };
-                // A database island is cut from the voters (every Raft node), not from the other database hosts.
+                // A database island is cut from the voters outside it (every Raft node), not from the other
+                // database hosts; inside an island (a Raft leader cut off with it included) every host hears every other.
                 let is_node = |h: &str| topology.node_by_host(h).is_some();
-                let island_cut = islands.iter().any(|i| (i.contains(a) && is_node(b)) || (i.contains(b) && is_node(a)));
+                let inside = islands.iter().any(|i| i.contains(a) && i.contains(b));
+                let island_cut = islands.iter().any(|i| {
+                    (i.contains(a) && !i.contains(b) && is_node(b)) || (i.contains(b) && !i.contains(a) && is_node(a))
+                });
                 let unheard = |from: &str, to: &str| muted.iter().any(|(m, island)| m == from && !island.contains(to));
                 let blocked = |from: &str, to: &str| {
-                    island_cut || unheard(from, to) || host_blocked(&options, topology, &cut, &down, from, to)
+                    unheard(from, to)
+                        || (!inside && (island_cut || host_blocked(&options, topology, &cut, &down, from, to)))
                 };
                 let mut state = HEALTHY;
                 state.a_to_b = if blocked(a, b) { Dir::Cut } else { Dir::Ok };
@@ -277,6 +291,7 @@ impl Nemesis {
         let Some(world) = c.fencing.clone() else { return BTreeSet::new() };
         let now = c.sim.elapsed();
         let mut agent_paused = BTreeSet::new();
+        let mut renewing = BTreeMap::new();
         let mut host_paused = BTreeSet::new();
         let mut crashed = BTreeSet::new();
         let mut rates: BTreeMap<u64, u64> = BTreeMap::new();
@@ -285,6 +300,9 @@ impl Nemesis {
             match db {
                 DbFault::PauseSupervisor { .. } => {
                     agent_paused.insert(m);
+                }
+                DbFault::PauseSupervisorRenewing { for_ms, .. } => {
+                    renewing.insert(m, std::time::Duration::from_millis(*for_ms));
                 }
                 DbFault::PauseHost { .. } => {
                     host_paused.insert(m);
@@ -296,11 +314,14 @@ impl Nemesis {
                     let rate = rates.entry(m).or_insert(100);
                     *rate = *rate * percent / 100;
                 }
-                DbFault::IsolateWithReplica { .. } | DbFault::IsolateMuted { .. } => {}
+                DbFault::IsolateWithReplica { .. }
+                | DbFault::IsolateMuted { .. }
+                | DbFault::IsolateWithLeader { .. } => {}
             }
         }
         for &m in world.members.keys() {
             world.set_agent_paused(m, agent_paused.contains(&m));
+            world.set_pause_on_renewal(m, renewing.get(&m).copied());
             let paused_now = world.host_is_paused(m);
             if paused_now != host_paused.contains(&m) {
                 world.set_host_paused(m, host_paused.contains(&m), now);
@@ -324,7 +345,7 @@ impl Nemesis {
 }
 
 /// The database member a fault names when it starts, and the hosts it cuts off.
-fn resolve_db(c: &SimCluster<'_>, fault: &DbFault) -> (Option<u64>, Vec<String>) {
+fn resolve_db(c: &SimCluster<'_>, fault: &DbFault, leader: Option<NodeId>) -> (Option<u64>, Vec<String>) {
     let Some(world) = &c.fencing else { return (None, Vec::new()) };
     let primary = world.primary().map(|(m, _)| m);
     let member = match fault.target() {
@@ -334,12 +355,18 @@ fn resolve_db(c: &SimCluster<'_>, fault: &DbFault) -> (Option<u64>, Vec<String>)
     };
     let Some(member) = member else { return (None, Vec::new()) };
     let mut hosts = vec![world.host(member).to_string()];
+    let dc = world.topology.db_host(member).map(|d| d.dc.clone()).unwrap_or_default();
     if let DbFault::IsolateWithReplica { .. } | DbFault::IsolateMuted { .. } = fault {
-        let dc = world.topology.db_host(member).map(|d| d.dc.clone()).unwrap_or_default();
         if let Some(replica) = world.topology.db_hosts().iter().find(|d| d.dc == dc && d.member != member) {
             hosts.push(replica.host.clone());
         }
+    }
+    if let DbFault::IsolateWithReplica { .. } | DbFault::IsolateMuted { .. } | DbFault::IsolateWithLeader { .. } = fault
+    {
         hosts.push(super::fencing::db_client_host(&dc));
+    }
+    if let DbFault::IsolateWithLeader { .. } = fault {
+        hosts.extend(leader.and_then(|l| world.topology.host(l)).map(str::to_string));
     }
     (Some(member), hosts)
 }

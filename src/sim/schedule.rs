@@ -66,7 +66,9 @@ impl Fault {
         let node = |target: &Target| resolve(topology, target, leader);
         match self {
             Fault::Shape { shape } => Some(shape.clone()),
-            Fault::IsolateLeader => leader.map(|node| FaultShape::IsolateNode { node }),
+            Fault::IsolateLeader | Fault::Db { db: DbFault::IsolateWithLeader { .. } } => {
+                leader.map(|node| FaultShape::IsolateNode { node })
+            }
             Fault::IsolateLeaderDc => {
                 leader.and_then(|l| topology.dc_of(l)).map(|dc| FaultShape::IsolateDc { dc: dc.to_string() })
             }

@@ -111,6 +111,19 @@ impl HeldLease {
         true
     }
 
+    /// The planted bug [`crate::config::Planted::deadline_from_reply`]: counts the deadline from
+    /// `reply`, the moment the answer was read, whatever the send time was.
+    pub fn answered_at_reply(&mut self, reply: Duration, ttl: Duration) -> bool {
+        if self.in_flight.take().is_none() {
+            return false;
+        }
+        if deadline(reply, ttl.min(self.ttl_cap), self.clock_margin_ppm) > self.safe_until {
+            self.set_basis(reply, ttl);
+        }
+        self.unanswered_since = None;
+        true
+    }
+
     /// The renewal in flight failed (or was given up): trouble continues, a retry may go.
     pub fn failed(&mut self) {
         self.in_flight = None;
@@ -174,6 +187,16 @@ mod tests {
         l.renewal_sent(ms(10_000));
         assert!(l.answered(ms(10_000), TTL));
         assert_eq!(l.safe_until(), ms(39_700), "10 s + 30 s − 300 ms");
+    }
+
+    #[test]
+    fn the_planted_reply_rule_outlives_the_stores_lease_by_the_wait() {
+        let mut l = lease();
+        l.renewal_sent(ms(10_000));
+        // Answered at once, read 3 s later (the process was stopped).
+        assert!(l.answered_at_reply(ms(13_000), TTL));
+        assert_eq!(l.safe_until(), ms(42_700), "3 s past the store's 40 s, less the margin");
+        assert!(l.safe_until() > ms(10_000) + TTL);
     }
 
     #[test]

@@ -237,8 +237,10 @@ impl Supervisor {
             }
             Event::CampaignFailed => self.campaign = None,
             Event::KeepAliveAnswered { sent_at, ttl } => {
+                let from_reply = self.cfg.planted.deadline_from_reply;
                 let Some(l) = self.held_mut() else { return };
-                if l.answered(sent_at, ttl) {
+                let answered = if from_reply { l.answered_at_reply(now, ttl) } else { l.answered(sent_at, ttl) };
+                if answered {
                     let safe_until = l.safe_until();
                     if matches!(self.role, RoleState::Candidate { .. } | RoleState::Primary { .. }) {
                         if let Some(not_after) = self.watchdog.feed(now, safe_until) {

@@ -97,13 +97,20 @@ pub async fn run(world: Arc<World>, member: u64, db: Db) -> Result<(), String> {
             e = rx.recv() => e.unwrap_or(Event::Tick),
             _ = tokio::time::sleep(TICK) => Event::Tick,
         };
-        // A paused supervisor does nothing; what arrived meanwhile waits for it.
-        while world.agent_paused(member) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        // A paused supervisor does nothing; what arrived meanwhile waits for it, and on waking it reads
+        // those answers before it looks at its clock (a stopped process's blocked call returns first).
+        let mut batch = vec![event];
+        if world.agent_paused(member) {
+            world.until_agent_runs(member).await;
+            while let Ok(e) = rx.try_recv() {
+                batch.push(e);
+            }
+            batch.sort_by_key(|e| matches!(e, Event::Tick));
         }
-        let decisions = sup.step(clock.now(), event);
-        for d in decisions {
-            execute(&ctx, &mut ports, d);
+        for event in batch {
+            for d in sup.step(clock.now(), event) {
+                execute(&ctx, &mut ports, d);
+            }
         }
         let role = sup.role();
         world.set_role(member, role);

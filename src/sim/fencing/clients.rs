@@ -7,7 +7,9 @@
 //! key once, so a lost acknowledged write shows in the history.
 //!
 //! Connections to a member are kept across operations (as a connection pool does), so a firewall
-//! that keeps established connections lets these sessions through.
+//! that keeps established connections lets these sessions through. A client cut off from the
+//! consensus store keeps going to the primary it last found, as an application behind a proxy that
+//! routes to whichever host says it is primary does.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,6 +45,8 @@ struct Session {
     kv: Client,
     channels: BTreeMap<u64, DatabaseServiceClient<tonic::transport::Channel>>,
     primary: Option<u64>,
+    /// The holder the last successful read of the leader key named.
+    last_named: Option<u64>,
     process: u64,
     tag: String,
 }
@@ -59,11 +63,16 @@ impl Session {
         Some(client)
     }
 
+    /// The primary to send to: the leader key's holder, read again after a failure. When the consensus
+    /// store cannot be read at all, the last primary it named (an application behind a health-checking
+    /// proxy keeps going to the host that still says it is primary).
     async fn find_primary(&mut self) -> Option<u64> {
         if self.primary.is_none() {
-            if let Ok(Some(found)) = self.kv.get(LEADER_KEY.as_bytes()).await {
-                self.primary = String::from_utf8_lossy(&found.value).parse().ok();
-            }
+            self.primary = match self.kv.get(LEADER_KEY.as_bytes()).await {
+                Ok(found) => found.and_then(|f| String::from_utf8_lossy(&f.value).parse().ok()),
+                Err(_) => self.last_named,
+            };
+            self.last_named = self.primary;
         }
         self.primary
     }
@@ -139,7 +148,8 @@ pub async fn run(world: Arc<World>, control: Arc<Control>, dc: String) -> Result
     let kv = Client::new(cfg)?;
     let tag = db_tag(&dc);
     let process = world.recorder.process(&tag);
-    let mut s = Session { world: world.clone(), kv, channels: BTreeMap::new(), primary: None, process, tag };
+    let mut s =
+        Session { world: world.clone(), kv, channels: BTreeMap::new(), primary: None, last_named: None, process, tag };
     let mut rng = ChaCha8Rng::seed_from_u64(runtime::stream_seed(world.shared.options.seed, "dbclient/", &dc));
     let mut n = 0u64;
     while control.phase() == Phase::Load {

@@ -33,8 +33,16 @@ pub enum DbFault {
     /// outside its island are dropped: it still hears its peers, they no longer hear it (a one-way fault
     /// of its uplink), so to them it is gone while it keeps committing through the replica beside it.
     IsolateMuted { target: DbTarget },
+    /// The target (unheard by the rest, as in [`DbFault::IsolateMuted`]) and its datacenter's database
+    /// client cut off together with the Raft KV's leader (as of the fault's start), which is isolated
+    /// from the other voters as by `isolate:leader`: the primary still reaches one consensus member, a
+    /// deposed leader whose local state says the primary holds the key. Its replicas stay outside.
+    IsolateWithLeader { target: DbTarget },
     /// Pause the target's supervisor process (SIGSTOP): its database keeps serving.
     PauseSupervisor { target: DbTarget },
+    /// Pause the target's supervisor the moment it next sends a lease renewal, until the fault ends: the
+    /// renewal is answered while the process is stopped, and the answer is read only when it resumes.
+    PauseSupervisorRenewing { target: DbTarget, for_ms: u64 },
     /// Pause the target's whole host: database, supervisor, and a software watchdog's count;
     /// messages to and from it wait and arrive late.
     PauseHost { target: DbTarget },
@@ -49,7 +57,9 @@ impl DbFault {
         match self {
             DbFault::IsolateWithReplica { target }
             | DbFault::IsolateMuted { target }
+            | DbFault::IsolateWithLeader { target }
             | DbFault::PauseSupervisor { target }
+            | DbFault::PauseSupervisorRenewing { target, .. }
             | DbFault::PauseHost { target }
             | DbFault::Crash { target }
             | DbFault::Clock { target, .. } => *target,
@@ -67,7 +77,13 @@ impl DbFault {
             DbFault::IsolateMuted { .. } => {
                 format!("cut {t}, a replica and their clients off from the voters, and {t} unheard by the rest")
             }
+            DbFault::IsolateWithLeader { .. } => {
+                format!("cut {t}, its clients and the Raft leader off from the rest, and {t} unheard by the rest")
+            }
             DbFault::PauseSupervisor { .. } => format!("pause {t}'s supervisor"),
+            DbFault::PauseSupervisorRenewing { for_ms, .. } => {
+                format!("pause {t}'s supervisor for {for_ms} ms as it next renews its lease")
+            }
             DbFault::PauseHost { .. } => format!("pause {t}'s whole host"),
             DbFault::Crash { .. } => format!("crash {t}'s host"),
             DbFault::Clock { percent, .. } => format!("{t}'s clock at {percent}% speed"),
@@ -83,14 +99,17 @@ impl DbFault {
         match self {
             DbFault::IsolateWithReplica { .. } => format!("db-isolate:{t}"),
             DbFault::IsolateMuted { .. } => format!("db-isolate-muted:{t}"),
+            DbFault::IsolateWithLeader { .. } => format!("db-isolate-with-leader:{t}"),
             DbFault::PauseSupervisor { .. } => format!("pause-supervisor:{t}"),
+            DbFault::PauseSupervisorRenewing { for_ms, .. } => format!("pause-supervisor-renewing:{t}:{for_ms}"),
             DbFault::PauseHost { .. } => format!("pause-host:{t}"),
             DbFault::Crash { .. } => format!("db-crash:{t}"),
             DbFault::Clock { percent, .. } => format!("db-clock:{t}:{percent}"),
         }
     }
 
-    /// Reads `db-isolate:T`, `pause-supervisor:T`, `pause-host:T`, `db-crash:T`, `db-clock:T:PERCENT`
+    /// Reads `db-isolate:T`, `db-isolate-muted:T`, `db-isolate-with-leader:T`, `pause-supervisor:T`,
+    /// `pause-supervisor-renewing:T:MS`, `pause-host:T`, `db-crash:T`, `db-clock:T:PERCENT`
     /// (T = primary, replica or a database host); `None` if `spec` is not a database fault.
     pub fn parse(spec: &str, topology: &Topology) -> Option<Result<DbFault, String>> {
         let parts: Vec<&str> = spec.split(':').collect();
@@ -111,7 +130,12 @@ impl DbFault {
         let fault = match parts.as_slice() {
             ["db-isolate", t] => target(t).map(|target| DbFault::IsolateWithReplica { target }),
             ["db-isolate-muted", t] => target(t).map(|target| DbFault::IsolateMuted { target }),
+            ["db-isolate-with-leader", t] => target(t).map(|target| DbFault::IsolateWithLeader { target }),
             ["pause-supervisor", t] => target(t).map(|target| DbFault::PauseSupervisor { target }),
+            ["pause-supervisor-renewing", t, ms] => match ms.parse::<u64>() {
+                Ok(for_ms @ 1..=600_000) => target(t).map(|target| DbFault::PauseSupervisorRenewing { target, for_ms }),
+                _ => Err(format!("fault {spec:?}: the pause lasts 1 to 600000 ms, not {ms:?}")),
+            },
             ["pause-host", t] => target(t).map(|target| DbFault::PauseHost { target }),
             ["db-crash", t] => target(t).map(|target| DbFault::Crash { target }),
             ["db-clock", t, p] => match p.parse::<u64>() {
@@ -121,12 +145,20 @@ impl DbFault {
             [head, ..]
                 if matches!(
                     *head,
-                    "db-isolate" | "db-isolate-muted" | "pause-supervisor" | "pause-host" | "db-crash" | "db-clock"
+                    "db-isolate"
+                        | "db-isolate-muted"
+                        | "db-isolate-with-leader"
+                        | "pause-supervisor"
+                        | "pause-supervisor-renewing"
+                        | "pause-host"
+                        | "db-crash"
+                        | "db-clock"
                 ) =>
             {
                 Err(format!(
-                    "fault {spec:?}: database faults are db-isolate:T, db-isolate-muted:T, pause-supervisor:T, \
-                     pause-host:T, db-crash:T, db-clock:T:PERCENT, with T = primary, replica or a database host"
+                    "fault {spec:?}: database faults are db-isolate:T, db-isolate-muted:T, db-isolate-with-leader:T, \
+                     pause-supervisor:T, pause-supervisor-renewing:T:MS, pause-host:T, db-crash:T, db-clock:T:PERCENT, \
+                     with T = primary, replica or a database host"
                 ))
             }
             _ => return None,
@@ -189,6 +221,15 @@ pub fn scenarios() -> Vec<Scenario> {
             )
         },
         s("3", "pause-supervisor", "the primary's supervisor paused past ttl while its database keeps serving", "pause-supervisor:primary@0s+12s"),
+        Scenario {
+            pauses: false,
+            ..s(
+                "3b",
+                "pause-mid-renewal",
+                "the primary's supervisor stopped for 5.5 s (less than ttl) with a renewal in flight, and the primary then cut off as in 1b: a lease counted from the answer outlives the lease the store keeps",
+                "pause-supervisor-renewing:primary:5500@0s+7s;db-isolate-muted:primary@1500ms+18s",
+            )
+        },
         s("4", "pause-host", "the primary's whole host paused past ttl (a softdog pauses too), then resumed", "pause-host:primary@0s+12s"),
         s(
             "5",
@@ -208,6 +249,12 @@ pub fn scenarios() -> Vec<Scenario> {
         ),
         s("8", "kv-leader-crash", "the Raft KV's leader crashes while the primary renews through it", "crash:leader@0s+10s"),
         s("9", "kv-leader-isolated", "the Raft KV's leader isolated in a minority while the primary renews through it", "isolate:leader@0s+12s"),
+        s(
+            "9b",
+            "kv-leader-isolated-with-primary",
+            "the primary and its clients cut off with the Raft KV's leader, away from the replicas and the other voters: the deposed leader's local state still says the primary holds the key",
+            "db-isolate-with-leader:primary@0s+18s",
+        ),
         Scenario {
             failovers: Some(0),
             ..s("10a", "consensus-blip", "the primary cut off for less than retry_timeout: no failover", "db-isolate:primary@0s+1s")
@@ -288,7 +335,9 @@ mod tests {
         let t = quorumlab_quorum::shipped::load("etcd-2-2-1").expect("shipped");
         for spec in [
             "db-isolate:primary",
+            "db-isolate-with-leader:primary",
             "pause-supervisor:dc1-db2",
+            "pause-supervisor-renewing:primary:3000",
             "pause-host:replica",
             "db-crash:primary",
             "db-clock:primary:90",

@@ -201,12 +201,13 @@ fn cell(records: &[&RunRecord]) -> CellResult {
 }
 
 impl Matrix {
-    fn cell_text(c: &Option<CellResult>) -> String {
+    fn cell_text(c: &Option<CellResult>, strategy: Strategy) -> String {
         match c {
             None => "n/a".into(),
+            Some(c) if c.cell.unsafe_for(strategy) => c.cell.label().to_uppercase(),
             Some(c) => match c.median_failover_ms {
-                Some(ms) if !c.cell.unsafe_() => format!("{} {:.1}s", c.cell.label(), ms as f64 / 1000.0),
-                _ => c.cell.label().to_string(),
+                Some(ms) => format!("{} {:.1}s", c.cell.label(), ms as f64 / 1000.0),
+                None => c.cell.label().to_string(),
             },
         }
     }
@@ -223,7 +224,7 @@ impl Matrix {
         for (row, cells) in self.rows.iter().zip(&self.cells) {
             out.push_str(&format!("| {} |", row.label.replace('|', "\\|")));
             for c in cells {
-                out.push_str(&format!(" {} |", Matrix::cell_text(c)));
+                out.push_str(&format!(" {} |", Matrix::cell_text(c, row.options.strategy)));
             }
             out.push('\n');
         }
@@ -242,7 +243,7 @@ impl Matrix {
         table.push(head);
         for (row, cells) in self.rows.iter().zip(&self.cells) {
             let mut line = vec![row.label.clone()];
-            line.extend(cells.iter().map(Matrix::cell_text));
+            line.extend(cells.iter().map(|c| Matrix::cell_text(c, row.options.strategy)));
             table.push(line);
         }
         let widths: Vec<usize> =
@@ -265,7 +266,10 @@ impl Matrix {
             .flat_map(|(row, cells)| {
                 cells.iter().zip(&self.columns).filter_map(move |(c, (id, _, _))| {
                     let c = c.as_ref()?;
-                    c.replay.as_ref().filter(|_| c.cell.unsafe_()).map(|r| format!("{} × {id}: {r}", row.label))
+                    c.replay
+                        .as_ref()
+                        .filter(|_| c.cell.unsafe_for(row.options.strategy))
+                        .map(|r| format!("{} × {id}: {r}", row.label))
                 })
             })
             .collect();
@@ -300,12 +304,16 @@ impl Matrix {
             out.push_str(&format!("<tr><th>{}</th>", esc(&row.label)));
             for c in cells {
                 let class = match c.as_ref().map(|c| c.cell) {
+                    Some(cell) if cell.unsafe_for(row.options.strategy) => "bad",
                     Some(MatrixCell::Safe) => "safe",
                     Some(MatrixCell::Unavailable) | None => "unavailable",
                     Some(MatrixCell::StaleReads) => "stale-reads",
                     Some(_) => "bad",
                 };
-                out.push_str(&format!("<td class=\"{class}\">{}</td>", esc(&Matrix::cell_text(c))));
+                out.push_str(&format!(
+                    "<td class=\"{class}\">{}</td>",
+                    esc(&Matrix::cell_text(c, row.options.strategy))
+                ));
             }
             out.push_str("</tr>");
         }
@@ -324,7 +332,7 @@ impl Matrix {
         for (row, cells) in self.rows.iter().zip(&self.cells) {
             for (c, s) in cells.iter().zip(scenarios) {
                 if let Some(c) = c {
-                    if row.correct && excused(&row.options, s).is_none() && c.cell.unsafe_() {
+                    if row.correct && excused(&row.options, s).is_none() && c.cell.unsafe_for(row.options.strategy) {
                         out.push(format!(
                             "{} × {} {}: {}",
                             row.label,

@@ -37,6 +37,7 @@ use quorumlab_quorum::{FencePath, Topology};
 use super::history::Recorder;
 use super::Shared;
 use crate::db::{Db, DbBug, DbDisk, DbEvent, Gate};
+use crate::sim::trace::sim_now;
 pub use strategy::{FencingOptions, Strategy, WatchdogKind};
 
 /// The port every database member listens on.
@@ -91,11 +92,20 @@ pub struct World {
     powered_off: Mutex<BTreeMap<u64, Duration>>,
     watchdogs: Mutex<BTreeMap<u64, WatchdogDevice>>,
     agent_paused: Mutex<BTreeSet<u64>>,
+    /// Agents to pause at their next lease renewal: armed with the pause's length, or paused until a time.
+    renewal_pause: Mutex<BTreeMap<u64, RenewalPause>>,
     host_paused: Mutex<BTreeMap<u64, Duration>>,
     /// Directed host pairs the nemesis cuts right now.
     cuts: Mutex<BTreeSet<(String, String)>>,
     /// The supervisor role each member's agent last reported.
     roles: Mutex<BTreeMap<u64, quorumlab_fencing::Role>>,
+}
+
+/// A pause that starts at a lease renewal.
+#[derive(Clone, Copy, Debug)]
+enum RenewalPause {
+    Armed(Duration),
+    Until(Duration),
 }
 
 impl World {
@@ -118,6 +128,7 @@ impl World {
             powered_off: Mutex::default(),
             watchdogs: Mutex::default(),
             agent_paused: Mutex::default(),
+            renewal_pause: Mutex::default(),
             host_paused: Mutex::default(),
             cuts: Mutex::default(),
             roles: Mutex::default(),
@@ -246,7 +257,44 @@ impl World {
     // ---- pauses (the nemesis sets them)
 
     pub fn agent_paused(&self, member: u64) -> bool {
-        lock(&self.agent_paused).contains(&member) || lock(&self.host_paused).contains_key(&member)
+        lock(&self.agent_paused).contains(&member)
+            || lock(&self.host_paused).contains_key(&member)
+            || matches!(lock(&self.renewal_pause).get(&member), Some(RenewalPause::Until(t)) if sim_now() < *t)
+    }
+
+    /// Arms a pause of `member`'s agent for `length` at its next lease renewal (`None`: no such pause).
+    pub fn set_pause_on_renewal(&self, member: u64, length: Option<Duration>) {
+        let mut p = lock(&self.renewal_pause);
+        match length {
+            Some(length) => {
+                p.entry(member).or_insert(RenewalPause::Armed(length));
+            }
+            None => {
+                p.remove(&member);
+            }
+        }
+    }
+
+    /// Called as `member` sends a renewal: an armed pause stops its agent now.
+    pub fn renewal_sent(&self, member: u64) {
+        let mut p = lock(&self.renewal_pause);
+        if let Some(pause) = p.get_mut(&member) {
+            if let RenewalPause::Armed(length) = *pause {
+                *pause = RenewalPause::Until(sim_now() + length);
+                self.shared.trace.record(format!(
+                    "supervisor {}: stopped for {} ms with its renewal in flight",
+                    self.host(member),
+                    length.as_millis()
+                ));
+            }
+        }
+    }
+
+    /// Waits while `member`'s agent is paused: a stopped process reads nothing that arrives for it.
+    pub async fn until_agent_runs(&self, member: u64) {
+        while self.agent_paused(member) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     pub fn set_agent_paused(&self, member: u64, paused: bool) {

@@ -180,14 +180,11 @@ async fn keep_alive(ctx: &Ctx, lease: LeaseId) -> Event {
         };
     }
     let sent_local = ctx.clock.now();
+    ctx.world.renewal_sent(ctx.member);
     match ctx.leases.lock().await.lease_keep_alive(lease.0).await {
         Ok(answer) => {
             let waited = tokio::time::Instant::now().saturating_duration_since(answer.sent_at);
-            let sent_at = if bugs.deadline_from_reply {
-                ctx.clock.now()
-            } else {
-                sent_local.max(ctx.clock.now().saturating_sub(waited))
-            };
+            let sent_at = sent_local.max(ctx.clock.now().saturating_sub(waited));
             Event::KeepAliveAnswered { sent_at, ttl: answer.ttl }
         }
         Err(LeaseError::NotFound(_)) => Event::LeaseGone,

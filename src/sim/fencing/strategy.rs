@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use quorumlab_fencing::{Device, DeviceKind, FencePlan, Level, SupervisorConfig, WatchdogMode};
+use quorumlab_fencing::{Device, DeviceKind, FencePlan, Level, Planted, SupervisorConfig, WatchdogMode};
 use quorumlab_quorum::FencePath;
 use serde::Serialize;
 
@@ -70,6 +70,13 @@ impl Strategy {
     /// Whether replicas enforce fencing tokens (the credentials fence is the token check).
     pub fn enforces_tokens(&self) -> bool {
         matches!(self, Strategy::Credentials)
+    }
+
+    /// Whether the strategy promises that a deposed primary serves no reads: self-demotion, the
+    /// watchdog, STONITH and the firewall all stop the old primary; tokens and revoked credentials
+    /// stop only its writes, so stale reads are the credentials fence's documented price.
+    pub fn stops_reads(&self) -> bool {
+        !matches!(self, Strategy::Credentials)
     }
 
     /// The fence plan: devices with a timeout of one second and one retry each.
@@ -235,6 +242,7 @@ impl FencingOptions {
             synchronous_mode: self.synchronous,
             failsafe_mode: false,
             fence: self.strategy.plan(),
+            planted: Planted { deadline_from_reply: self.bugs.deadline_from_reply },
         }
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use quorumlab_fencing::check::{self, Cell, DbRecord, Outcome};
 use serde::Serialize;
 
+use super::strategy::Strategy;
 use super::World;
 use crate::sim::invariants::availability::Window;
 use crate::sim::run::Verdict;
@@ -35,10 +36,17 @@ impl MatrixCell {
         }
     }
 
-    /// Whether the cell is a safety violation (unavailability and stale reads by a deposed primary
-    /// are reported, not violations: tokens and credentials do not stop reads).
+    /// Whether the cell is a safety violation whatever the fence (unavailability is reported, never a
+    /// violation: availability is lost, never safety).
     pub fn unsafe_(&self) -> bool {
         matches!(self, MatrixCell::NotLinearizable | MatrixCell::LostWrite | MatrixCell::TwoPrimaries)
+    }
+
+    /// Whether the cell breaks what `strategy` promises: stale reads by a deposed primary break every
+    /// fence that stops the old primary (self-demotion, watchdog, STONITH, firewall), not the token
+    /// fence, which stops only writes.
+    pub fn unsafe_for(&self, strategy: Strategy) -> bool {
+        self.unsafe_() || (*self == MatrixCell::StaleReads && strategy.stops_reads())
     }
 }
 
