@@ -61,16 +61,43 @@ fn correct_configurations_stay_safe_in_the_faults_they_cover() {
     }
 }
 
-/// Runs seeds 1..=10 until the run is unsafe; returns the seed, after printing the replay command.
+/// Runs seeds 1..=10 until the run is unsafe; shrinks its schedule (a few more runs) and prints the
+/// replay command of the smallest schedule that still fails. Returns the seed.
 fn caught_within_ten_seeds(what: &str, options: &FencingOptions, fault: &str) -> u64 {
+    let t = shipped::load("etcd-2-2-1").expect("a shipped topology");
     for seed in 1..=10 {
         let r = fencing_run("etcd-2-2-1", options, fault, seed);
         if cell(&r).unsafe_for(options.strategy) {
-            eprintln!("{what} × {fault}: {} at seed {seed}; replay: {}", cell(&r).label(), r.replay);
+            let scenario = Scenario::find(fault).expect("a fencing fault");
+            let config = RunConfig::new(&t, scenario.schedule(&t).expect("applies"), seed)
+                .with_fencing(scenario.options(options));
+            let shrunk = matrix::shrink_unsafe(&config, 4);
+            assert!(shrunk.schedule.steps.len() <= config.schedule.steps.len());
+            let replay = RunConfig { schedule: shrunk.schedule, ..config }.replay_command();
+            eprintln!("{what} × {fault}: {} at seed {seed}; shrunk, replay: {replay}", cell(&r).label());
             return seed;
         }
     }
     panic!("{what} × {fault}: not caught within ten seeds");
+}
+
+/// Shrinking keeps the failure: the shrunk schedule of a caught control, run again, is still unsafe.
+#[test]
+fn a_caught_control_shrinks_to_a_schedule_that_still_fails() {
+    quorumlab::sim::trace::init_tracing();
+    let t = shipped::load("etcd-2-2-1").expect("a shipped topology");
+    let options = broken(Strategy::None, Bugs { deadline_from_reply: true, ..Bugs::default() });
+    let scenario = Scenario::find("pause-mid-renewal").expect("a fencing fault");
+    let config =
+        RunConfig::new(&t, scenario.schedule(&t).expect("applies"), 1).with_fencing(scenario.options(&options));
+    let shrunk = matrix::shrink_unsafe(&config, 8);
+    assert!(shrunk.runs <= 8);
+    let again = run(&RunConfig { schedule: shrunk.schedule.clone(), ..config.clone() });
+    assert!(cell(&again).unsafe_for(Strategy::None), "the shrunk schedule {:?} no longer fails", shrunk.schedule);
+    let total =
+        |s: &quorumlab::sim::schedule::Schedule| s.steps.iter().map(|st| st.duration).sum::<std::time::Duration>();
+    assert!(total(&shrunk.schedule) <= total(&config.schedule));
+    assert!(again.replay.contains("--bugs deadline-from-reply"), "{}", again.replay);
 }
 
 fn broken(strategy: Strategy, bugs: Bugs) -> FencingOptions {

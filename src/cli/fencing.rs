@@ -84,6 +84,10 @@ struct RunArgs {
     /// Print the whole trace.
     #[arg(long)]
     trace: bool,
+    /// If the run is unsafe, shrink its schedule (fewer, shorter, earlier faults) with up to this many
+    /// more runs, and print the smallest schedule that still fails with its replay command.
+    #[arg(long, value_name = "RUNS")]
+    shrink: Option<usize>,
 }
 
 pub fn run(args: FencingArgs) -> u8 {
@@ -167,7 +171,7 @@ fn run_cmd(a: RunArgs) -> Result<u8, String> {
         (None, None) => return Err("give --fault NAME or --schedule SPEC".into()),
     };
     let strategy = options.strategy;
-    let config = RunConfig::new(&t, schedule, a.seed).with_fencing(options);
+    let config = RunConfig::new(&t, schedule, a.seed).with_fencing(options.clone());
     let record = run_one(&config);
     if a.trace {
         for line in &record.trace {
@@ -201,6 +205,16 @@ fn run_cmd(a: RunArgs) -> Result<u8, String> {
         record.verdicts.iter().any(|(n, v)| v.failed() && !n.starts_with("db: ") && n != "availability as predicted");
     if unsafe_ || kv_failed {
         println!("replay: {}", record.replay);
+        if let (true, Some(budget)) = (unsafe_, a.shrink) {
+            let shrunk = matrix::shrink_unsafe(&config, budget);
+            println!(
+                "shrunk in {} runs to {} fault(s) from {}; replay: {}",
+                shrunk.runs,
+                shrunk.schedule.steps.len(),
+                config.schedule.steps.len(),
+                RunConfig { schedule: shrunk.schedule, ..config.clone() }.replay_command()
+            );
+        }
         return Ok(EXIT_FAILED);
     }
     Ok(0)

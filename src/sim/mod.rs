@@ -27,6 +27,7 @@ pub mod nemesis;
 pub mod observe;
 pub mod run;
 pub mod schedule;
+pub mod shrink;
 pub mod trace;
 pub mod workload;
 

@@ -12,7 +12,8 @@ use serde::Serialize;
 use super::faults::{scenarios, Scenario};
 use super::strategy::{Bugs, FencingOptions, Strategy};
 use super::verdict::MatrixCell;
-use crate::sim::run::{RunConfig, RunRecord};
+use crate::sim::run::{run, RunConfig, RunRecord};
+use crate::sim::shrink::{shrink, Shrunk};
 use crate::suite::{run_all, Case};
 
 /// One row: a strategy, possibly broken on purpose.
@@ -352,6 +353,16 @@ impl Matrix {
         }
         out
     }
+}
+
+/// Shrinks the schedule of `config`, a fencing run that is unsafe for its strategy, with at most `budget`
+/// more runs: the smallest schedule found that is still unsafe (see [`crate::sim::shrink`]).
+pub fn shrink_unsafe(config: &RunConfig, budget: usize) -> Shrunk {
+    let strategy = config.fencing.as_ref().map_or(Strategy::None, |f| f.strategy);
+    shrink(&config.schedule, budget, |candidate| {
+        let r = run(&RunConfig { schedule: candidate.clone(), ..config.clone() });
+        r.fencing.as_ref().is_some_and(|f| f.cell.unsafe_for(strategy))
+    })
 }
 
 #[cfg(test)]
