@@ -181,6 +181,55 @@ fn negative_control_a_holder_that_trusts_a_serializable_read() {
     caught_within_ten_seeds("none +serializable-renewal", &options, "kv-leader-isolated-with-primary");
 }
 
+/// A primary with no replica that drops to asynchronous replication without recording it in the store
+/// acknowledges alone while the other side promotes a replica that lacks those writes.
+#[test]
+fn negative_control_a_primary_that_degrades_to_async_without_the_store() {
+    quorumlab::sim::trace::init_tracing();
+    let options = FencingOptions {
+        degradable: true,
+        bugs: Bugs { silent_degrade: true, ..Bugs::default() },
+        ..FencingOptions::new(Strategy::None)
+    };
+    caught_within_ten_seeds("none [degradable] +silent-degrade", &options, "isolate-primary-alone");
+}
+
+/// Degrading is a consensus write, and so is coming back: with every replica down the primary records
+/// `async:<me>` and keeps serving (strict synchronous mode stops writes instead); when a replica returns it
+/// acknowledges through it again and records `sync` once the replica holds every write acknowledged alone.
+/// Cut off from the store, it cannot degrade at all.
+#[test]
+fn a_degradable_primary_degrades_and_recovers_only_through_the_store() {
+    quorumlab::sim::trace::init_tracing();
+    let t = shipped::load("etcd-2-2-1").expect("a shipped topology");
+    // Both replicas down for 6 s; a no-op clock fault keeps the load running 10 s after they return.
+    let spec = "db-crash:replica@0s+6s;db-crash:replica@0s+6s;db-clock:primary:100@0s+16s";
+    let schedule = quorumlab::sim::schedule::Schedule::parse(spec, &t, std::time::Duration::ZERO).expect("a schedule");
+    let degradable = FencingOptions { degradable: true, ..FencingOptions::new(Strategy::None) };
+    let r = run(&RunConfig::new(&t, schedule.clone(), 1).with_fencing(degradable));
+    let at = |what: &str| r.trace.iter().position(|l| l.contains(what));
+    let degraded = at("degraded to asynchronous replication, recorded in the consensus store");
+    let streams = at("a replica streams again");
+    let again = at("synchronous again, recorded in the consensus store");
+    assert!(degraded.is_some() && streams > degraded && again > streams, "{degraded:?} {streams:?} {again:?}");
+    let f = r.fencing.as_ref().expect("a fencing run");
+    assert_eq!((f.cell, f.promotions.len()), (MatrixCell::Safe, 1), "{:?}", f.promotions);
+    assert!(kv_failures(&r).is_empty(), "{:?}", kv_failures(&r));
+    let strict = run(&RunConfig::new(&t, schedule, 1).with_fencing(FencingOptions::new(Strategy::None)));
+    let strict_acks = strict.fencing.as_ref().expect("a fencing run").acknowledged;
+    assert!(f.acknowledged > strict_acks, "degrading kept writes going: {} vs {strict_acks}", f.acknowledged);
+
+    let alone = fencing_run(
+        "etcd-2-2-1",
+        &FencingOptions { degradable: true, ..FencingOptions::new(Strategy::None) },
+        "isolate-primary-alone",
+        1,
+    );
+    assert!(alone.trace.iter().any(|l| l.contains("the consensus store did not take the degrade")));
+    assert!(!alone.trace.iter().any(|l| l.contains("degraded to asynchronous")));
+    assert!(!cell(&alone).unsafe_for(Strategy::None));
+}
+
 #[test]
 fn the_asynchronous_contrast_loses_acknowledged_writes_on_failover() {
     quorumlab::sim::trace::init_tracing();

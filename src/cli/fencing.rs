@@ -72,6 +72,10 @@ struct RunArgs {
     /// Acknowledge writes without waiting for the synchronous standby.
     #[arg(long = "async")]
     asynchronous: bool,
+    /// Synchronous, but a primary left with no replica may degrade to asynchronous after recording it in the
+    /// consensus store (Patroni's synchronous_mode without _strict); the default never degrades.
+    #[arg(long, conflicts_with = "asynchronous")]
+    degradable: bool,
     /// Reach every datacenter's fence devices in band (across the same links as everything else).
     #[arg(long, value_parser = ["out-of-band", "in-band"])]
     fence_path: Option<String>,
@@ -153,6 +157,7 @@ fn run_cmd(a: RunArgs) -> Result<u8, String> {
     let t = topology(&a.topology)?;
     let mut options = FencingOptions::new(Strategy::parse(&a.strategy)?);
     options.synchronous = !a.asynchronous;
+    options.degradable = a.degradable;
     options.bugs = Bugs::parse(&a.bugs)?;
     if a.hardware_watchdog {
         options.watchdog_kind = crate::sim::fencing::WatchdogKind::Hardware;

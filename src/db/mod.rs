@@ -93,6 +93,16 @@ struct State {
     promoted_len: u64,
     /// As primary: how far each peer's log matches ours.
     matched: BTreeMap<u64, u64>,
+    /// As a synchronous primary: acknowledging without a replica, after its supervisor recorded that
+    /// in the consensus store (Patroni's `synchronous_mode` without `_strict`).
+    degraded: bool,
+    /// Since when a write has waited for a replica (none waits: `None`).
+    behind_since: Option<tokio::time::Instant>,
+    /// The log's length when it last stopped acknowledging alone: a replica holding this much holds
+    /// every write acknowledged meanwhile.
+    sync_from: u64,
+    /// When a replica last accepted replication from this primary.
+    last_match_at: Option<tokio::time::Instant>,
     paused: bool,
 }
 
@@ -192,6 +202,10 @@ impl Db {
             promotion: 0,
             promoted_len: 0,
             matched: BTreeMap::new(),
+            degraded: false,
+            behind_since: None,
+            sync_from: 0,
+            last_match_at: None,
             paused: false,
         };
         Ok(Db {
@@ -296,6 +310,10 @@ impl Db {
         s.promotion += 1;
         s.promoted_len = s.log.len();
         s.matched.clear();
+        s.degraded = false;
+        s.behind_since = None;
+        s.sync_from = 0;
+        s.last_match_at = None;
         let promotion = s.promotion;
         let commit = if self.cfg.synchronous { 0 } else { s.log.len() };
         drop(s);
@@ -307,6 +325,41 @@ impl Db {
             }
         }
         true
+    }
+
+    /// How long the oldest write still waiting for a replica has waited (a synchronous primary only).
+    pub fn behind_for(&self) -> Option<Duration> {
+        self.lock().behind_since.map(|t| t.elapsed())
+    }
+
+    /// Whether a replica accepted replication from this primary within `within`.
+    pub fn replica_streaming(&self, within: Duration) -> bool {
+        self.lock().last_match_at.is_some_and(|t| t.elapsed() <= within)
+    }
+
+    /// Whether this primary acknowledges through a replica again and some replica holds every write it
+    /// acknowledged alone.
+    pub fn synchronous_again(&self) -> bool {
+        let s = self.lock();
+        !s.degraded && s.matched.values().any(|&m| m >= s.sync_from)
+    }
+
+    pub fn degraded(&self) -> bool {
+        self.lock().degraded
+    }
+
+    /// Acknowledge without a replica (`true`) or with one again. Its supervisor calls it only after the
+    /// consensus store recorded the change (to degrade), or before it records it (to upgrade), so no
+    /// replica is promoted while this member acknowledges alone.
+    pub fn set_degraded(&self, degraded: bool) {
+        let mut s = self.lock();
+        if s.degraded != degraded {
+            s.degraded = degraded;
+            if !degraded {
+                s.sync_from = s.log.len();
+            }
+            self.recompute_commit(&mut s);
+        }
     }
 
     /// Stops acknowledging anything: every write still waiting fails (its outcome unknown to its client).
@@ -335,12 +388,17 @@ impl Db {
         s.epoch += 1;
     }
 
-    fn recompute_commit(&self, s: &State) {
-        let commit = if self.cfg.synchronous {
+    fn recompute_commit(&self, s: &mut State) {
+        let commit = if self.cfg.synchronous && !s.degraded {
             s.matched.values().copied().max().unwrap_or(0).min(s.log.len())
         } else {
             s.log.len()
         };
+        if commit < s.log.len() {
+            s.behind_since.get_or_insert_with(tokio::time::Instant::now);
+        } else {
+            s.behind_since = None;
+        }
         self.commit.send_if_modified(|c| {
             let moved = commit > *c;
             if moved {
@@ -390,8 +448,9 @@ impl Db {
                         let mut s = self.lock();
                         let m = s.matched.entry(peer).or_default();
                         *m = prev_pos + sent;
+                        s.last_match_at = Some(tokio::time::Instant::now());
                         next = prev_pos + sent + 1;
-                        self.recompute_commit(&s);
+                        self.recompute_commit(&mut s);
                         if next <= s.log.len() {
                             continue;
                         }
@@ -431,7 +490,7 @@ impl Db {
                 .append_local(self.cfg.member, token, self.cfg.enforce_tokens, &key, &value)
                 .map_err(|r| Status::failed_precondition(format!("fenced: {r:?}")))?;
             self.disk.save(&s.log, entry.pos).map_err(Status::internal)?;
-            self.recompute_commit(&s);
+            self.recompute_commit(&mut s);
             (entry, s.epoch, token)
         };
         self.emit(DbEvent::Appended(entry.clone()));

@@ -81,7 +81,7 @@ impl Nemesis {
             _ => None,
         };
         let (member, hosts) = match fault {
-            Fault::Db { db } => resolve_db(c, db, leader),
+            Fault::Db { db } => resolve_db(c, db, leader, &self.db_down),
             _ => (None, Vec::new()),
         };
         let resolved = match (&shape, fault) {
@@ -194,6 +194,7 @@ impl Nemesis {
                     Fault::Db {
                         db: DbFault::IsolateWithReplica { .. }
                             | DbFault::IsolateMuted { .. }
+                            | DbFault::IsolateAlone { .. }
                             | DbFault::IsolateWithLeader { .. }
                     }
                 )
@@ -205,7 +206,14 @@ impl Nemesis {
             .active
             .iter()
             .filter(|a| {
-                matches!(a.fault, Fault::Db { db: DbFault::IsolateMuted { .. } | DbFault::IsolateWithLeader { .. } })
+                matches!(
+                    a.fault,
+                    Fault::Db {
+                        db: DbFault::IsolateMuted { .. }
+                            | DbFault::IsolateAlone { .. }
+                            | DbFault::IsolateWithLeader { .. }
+                    }
+                )
             })
             .filter_map(|a| Some((a.hosts.first()?.clone(), a.hosts.iter().cloned().collect())))
             .collect();
@@ -316,6 +324,7 @@ impl Nemesis {
                 }
                 DbFault::IsolateWithReplica { .. }
                 | DbFault::IsolateMuted { .. }
+                | DbFault::IsolateAlone { .. }
                 | DbFault::IsolateWithLeader { .. } => {}
             }
         }
@@ -345,13 +354,18 @@ impl Nemesis {
 }
 
 /// The database member a fault names when it starts, and the hosts it cuts off.
-fn resolve_db(c: &SimCluster<'_>, fault: &DbFault, leader: Option<NodeId>) -> (Option<u64>, Vec<String>) {
+fn resolve_db(
+    c: &SimCluster<'_>,
+    fault: &DbFault,
+    leader: Option<NodeId>,
+    db_down: &BTreeSet<u64>,
+) -> (Option<u64>, Vec<String>) {
     let Some(world) = &c.fencing else { return (None, Vec::new()) };
     let primary = world.primary().map(|(m, _)| m);
     let member = match fault.target() {
         DbTarget::Member(m) => Some(m),
         DbTarget::Primary => primary,
-        DbTarget::Replica => world.members.keys().copied().find(|&m| Some(m) != primary),
+        DbTarget::Replica => world.members.keys().copied().find(|&m| Some(m) != primary && !db_down.contains(&m)),
     };
     let Some(member) = member else { return (None, Vec::new()) };
     let mut hosts = vec![world.host(member).to_string()];

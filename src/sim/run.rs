@@ -105,7 +105,16 @@ impl RunConfig {
             Some(f) => {
                 let bugs = f.bugs.names();
                 let bugs = if bugs.is_empty() { String::new() } else { format!(" --bugs {}", bugs.join(",")) };
-                let sync = if f.synchronous { "" } else { " --async" };
+                let sync = match (f.synchronous, f.degradable) {
+                    (false, _) => " --async",
+                    (true, true) => " --degradable",
+                    (true, false) => "",
+                };
+                let sync = if f.watchdog_kind == crate::sim::fencing::WatchdogKind::Hardware {
+                    format!("{sync} --hardware-watchdog")
+                } else {
+                    sync.to_string()
+                };
                 let path = match f.fence_path {
                     Some(quorumlab_quorum::FencePath::InBand) => " --fence-path in-band",
                     _ => "",

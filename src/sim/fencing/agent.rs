@@ -21,13 +21,14 @@ use quorumlab_fencing::{Decision, Event, MemberId, Role, Supervisor, Token};
 use tokio::sync::mpsc;
 
 use super::ports::SimPorts;
-use super::{devices, World, LEADER_KEY};
+use super::{devices, World, LEADER_KEY, SYNC_KEY};
 use crate::client::{Client, ClientConfig};
 use crate::clock::HostClock;
 use crate::db::{Db, Serving};
 use crate::net::{self, Deadlines, Transport};
 use crate::pb;
 use crate::sim::trace::sim_now;
+use crate::types::{Compare, CompareOp, CompareTarget, Txn, TxnOp};
 
 /// How often the agent's loop looks at its deadlines (finer than `loop_wait`, so deadlines are sharp).
 const TICK: Duration = Duration::from_millis(50);
@@ -58,6 +59,12 @@ pub(super) struct Ctx {
     pub(super) won: Arc<Mutex<u64>>,
     /// The lease the last won campaign attached the key to.
     pub(super) lease: Arc<Mutex<Option<u64>>>,
+    /// The sync key's modification revision as the last refresh read it (0: absent). A campaign
+    /// succeeds only if it is unchanged, so no replica takes over from a primary that degraded after
+    /// the replica judged itself eligible.
+    pub(super) sync_seen: Arc<Mutex<u64>>,
+    /// Who the sync key said acknowledges alone, as last read.
+    pub(super) sync_async_by: Arc<Mutex<Option<u64>>>,
 }
 
 /// Runs member `member`'s agent until its host dies.
@@ -88,6 +95,8 @@ pub async fn run(world: Arc<World>, member: u64, db: Db) -> Result<(), String> {
         token: Arc::default(),
         won: Arc::default(),
         lease: Arc::default(),
+        sync_seen: Arc::default(),
+        sync_async_by: Arc::default(),
     };
     let mut ports = SimPorts::new(ctx.clone());
     let mut next_status = sim_now();
@@ -281,6 +290,12 @@ pub(super) fn lag(ctx: &Ctx) -> u64 {
 /// a write it lacks: then it is not eligible, and the cluster stays unavailable rather than lose the
 /// write. One that is further along is caught up from before it serves ([`promote`]).
 async fn refresh(ctx: Ctx, role: Role) {
+    let options = &ctx.world.options;
+    if role == Role::Primary && options.synchronous && options.degradable {
+        // First, before any call that may wait on an unreachable store (the sync key as last read).
+        let async_by = *ctx.sync_async_by.lock().unwrap_or_else(|e| e.into_inner());
+        manage_sync(&ctx, async_by).await;
+    }
     let holder = ctx.main.lock().await.get(LEADER_KEY.as_bytes()).await;
     let holder = match &holder {
         Ok(found) => {
@@ -326,8 +341,93 @@ async fn refresh(ctx: Ctx, role: Role) {
         };
         send(&ctx, event);
     }
-    *ctx.in_sync_set.lock().unwrap_or_else(|e| e.into_inner()) = quorum;
-    send(&ctx, Event::LocalStatus(LocalStatus { lag: lag(&ctx), in_sync_set: quorum }));
+    let sync = sync_state(&ctx).await;
+    let eligible = match sync {
+        SyncState::Strict | SyncState::Synchronous => quorum,
+        SyncState::Unknown => false,
+        // While a primary acknowledges alone, only it has every acknowledged write.
+        SyncState::AsyncBy(by) => by == ctx.member,
+    };
+    *ctx.in_sync_set.lock().unwrap_or_else(|e| e.into_inner()) = eligible;
+    send(&ctx, Event::LocalStatus(LocalStatus { lag: lag(&ctx), in_sync_set: eligible }));
+}
+
+/// What the consensus store says of synchronous replication.
+enum SyncState {
+    /// Not degradable: the sync key is not used.
+    Strict,
+    /// The key could not be read.
+    Unknown,
+    Synchronous,
+    /// `async:<member>`: that primary acknowledges without a replica.
+    AsyncBy(u64),
+}
+
+async fn sync_state(ctx: &Ctx) -> SyncState {
+    let options = &ctx.world.options;
+    if !(options.synchronous && options.degradable) {
+        return SyncState::Strict;
+    }
+    match ctx.main.lock().await.get(SYNC_KEY.as_bytes()).await {
+        Ok(found) => {
+            *ctx.sync_seen.lock().unwrap_or_else(|e| e.into_inner()) = found.as_ref().map_or(0, |f| f.mod_revision);
+            let by = found.as_ref().and_then(|f| {
+                String::from_utf8_lossy(&f.value).strip_prefix("async:").and_then(|m| m.parse::<u64>().ok())
+            });
+            *ctx.sync_async_by.lock().unwrap_or_else(|e| e.into_inner()) = by;
+            by.map_or(SyncState::Synchronous, SyncState::AsyncBy)
+        }
+        Err(_) => SyncState::Unknown,
+    }
+}
+
+/// A degradable primary's duty each loop (Patroni's order):
+/// - a write has waited a whole `loop_wait` for a replica: degrade to asynchronous replication only after
+///   the consensus store took `async:<me>` (a primary cut off from the store cannot, so its writes wait);
+/// - degraded and a replica streams again: acknowledge through it first, and record `sync` only once a
+///   replica holds every write acknowledged alone (before that, only this member may be promoted).
+async fn manage_sync(ctx: &Ctx, async_by: Option<u64>) {
+    let Some(token) = *ctx.token.lock().unwrap_or_else(|e| e.into_inner()) else { return };
+    let host = ctx.world.host(ctx.member).to_string();
+    let trace = |what: &str| ctx.world.shared.trace.record(format!("supervisor {host}: {what}"));
+    let loop_wait = ctx.world.options.loop_wait;
+    if ctx.db.degraded() {
+        if ctx.db.replica_streaming(loop_wait) {
+            ctx.db.set_degraded(false);
+            trace("a replica streams again: acknowledging through it");
+        }
+    } else if ctx.db.behind_for().is_some_and(|d| d >= loop_wait) {
+        if ctx.world.options.bugs.silent_degrade {
+            ctx.db.set_degraded(true);
+            trace("no replica: degraded to asynchronous replication on its own");
+        } else if record_sync(ctx, token, Some(ctx.member)).await {
+            ctx.db.set_degraded(true);
+            trace("no replica: degraded to asynchronous replication, recorded in the consensus store");
+        } else {
+            trace("no replica, and the consensus store did not take the degrade: writes keep waiting");
+        }
+    } else if async_by == Some(ctx.member) && ctx.db.synchronous_again() && record_sync(ctx, token, None).await {
+        trace("a replica holds every write acknowledged alone: synchronous again, recorded in the consensus store");
+    }
+}
+
+/// Writes the sync key (`async:<me>`, or `sync`) only while this member holds the leader key under `token`.
+async fn record_sync(ctx: &Ctx, token: u64, async_by: Option<u64>) -> bool {
+    let leader = LEADER_KEY.as_bytes().to_vec();
+    let value = async_by.map_or_else(|| "sync".to_string(), |m| format!("async:{m}"));
+    let txn = Txn {
+        compares: vec![
+            Compare {
+                key: leader.clone(),
+                op: CompareOp::Equal,
+                target: CompareTarget::Value(ctx.member.to_string().into_bytes()),
+            },
+            Compare { key: leader, op: CompareOp::Equal, target: CompareTarget::CreateRevision(token) },
+        ],
+        success: vec![TxnOp::Put { key: SYNC_KEY.as_bytes().to_vec(), value: value.into_bytes(), lease: 0 }],
+        failure: vec![],
+    };
+    matches!(ctx.main.lock().await.txn(txn).await, Ok(r) if r.succeeded)
 }
 
 /// A peer's status through its database's status call (the agent's REST API in Patroni's terms:

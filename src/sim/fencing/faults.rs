@@ -3,7 +3,8 @@
 //! `isolate:leader`, `cut:dc1:dc2`, …) in the same schedule and the same nemesis.
 //!
 //! A database fault names its target by role when it starts: `primary` is the member serving as
-//! primary at that moment, `replica` the lowest-numbered member that is not.
+//! primary at that moment, `replica` the lowest-numbered member that is not and whose host is up (two
+//! `db-crash:replica` at once crash two replicas).
 
 use std::time::Duration;
 
@@ -33,6 +34,10 @@ pub enum DbFault {
     /// outside its island are dropped: it still hears its peers, they no longer hear it (a one-way fault
     /// of its uplink), so to them it is gone while it keeps committing through the replica beside it.
     IsolateMuted { target: DbTarget },
+    /// As [`DbFault::IsolateMuted`] without the replica: the target and its datacenter's database client
+    /// cut off from the voters, and the target unheard by every other database host. Synchronous writes
+    /// there cannot commit.
+    IsolateAlone { target: DbTarget },
     /// The target (unheard by the rest, as in [`DbFault::IsolateMuted`]) and its datacenter's database
     /// client cut off together with the Raft KV's leader (as of the fault's start), which is isolated
     /// from the other voters as by `isolate:leader`: the primary still reaches one consensus member, a
@@ -57,6 +62,7 @@ impl DbFault {
         match self {
             DbFault::IsolateWithReplica { target }
             | DbFault::IsolateMuted { target }
+            | DbFault::IsolateAlone { target }
             | DbFault::IsolateWithLeader { target }
             | DbFault::PauseSupervisor { target }
             | DbFault::PauseSupervisorRenewing { target, .. }
@@ -76,6 +82,9 @@ impl DbFault {
             DbFault::IsolateWithReplica { .. } => format!("cut {t}, a replica and their clients off from the voters"),
             DbFault::IsolateMuted { .. } => {
                 format!("cut {t}, a replica and their clients off from the voters, and {t} unheard by the rest")
+            }
+            DbFault::IsolateAlone { .. } => {
+                format!("cut {t} and its clients off from the voters, and {t} unheard by the other database hosts")
             }
             DbFault::IsolateWithLeader { .. } => {
                 format!("cut {t}, its clients and the Raft leader off from the rest, and {t} unheard by the rest")
@@ -99,6 +108,7 @@ impl DbFault {
         match self {
             DbFault::IsolateWithReplica { .. } => format!("db-isolate:{t}"),
             DbFault::IsolateMuted { .. } => format!("db-isolate-muted:{t}"),
+            DbFault::IsolateAlone { .. } => format!("db-isolate-alone:{t}"),
             DbFault::IsolateWithLeader { .. } => format!("db-isolate-with-leader:{t}"),
             DbFault::PauseSupervisor { .. } => format!("pause-supervisor:{t}"),
             DbFault::PauseSupervisorRenewing { for_ms, .. } => format!("pause-supervisor-renewing:{t}:{for_ms}"),
@@ -108,7 +118,7 @@ impl DbFault {
         }
     }
 
-    /// Reads `db-isolate:T`, `db-isolate-muted:T`, `db-isolate-with-leader:T`, `pause-supervisor:T`,
+    /// Reads `db-isolate:T`, `db-isolate-muted:T`, `db-isolate-alone:T`, `db-isolate-with-leader:T`, `pause-supervisor:T`,
     /// `pause-supervisor-renewing:T:MS`, `pause-host:T`, `db-crash:T`, `db-clock:T:PERCENT`
     /// (T = primary, replica or a database host); `None` if `spec` is not a database fault.
     pub fn parse(spec: &str, topology: &Topology) -> Option<Result<DbFault, String>> {
@@ -130,6 +140,7 @@ impl DbFault {
         let fault = match parts.as_slice() {
             ["db-isolate", t] => target(t).map(|target| DbFault::IsolateWithReplica { target }),
             ["db-isolate-muted", t] => target(t).map(|target| DbFault::IsolateMuted { target }),
+            ["db-isolate-alone", t] => target(t).map(|target| DbFault::IsolateAlone { target }),
             ["db-isolate-with-leader", t] => target(t).map(|target| DbFault::IsolateWithLeader { target }),
             ["pause-supervisor", t] => target(t).map(|target| DbFault::PauseSupervisor { target }),
             ["pause-supervisor-renewing", t, ms] => match ms.parse::<u64>() {
@@ -147,6 +158,7 @@ impl DbFault {
                     *head,
                     "db-isolate"
                         | "db-isolate-muted"
+                        | "db-isolate-alone"
                         | "db-isolate-with-leader"
                         | "pause-supervisor"
                         | "pause-supervisor-renewing"
@@ -156,7 +168,7 @@ impl DbFault {
                 ) =>
             {
                 Err(format!(
-                    "fault {spec:?}: database faults are db-isolate:T, db-isolate-muted:T, db-isolate-with-leader:T, \
+                    "fault {spec:?}: database faults are db-isolate:T, db-isolate-muted:T, db-isolate-alone:T, db-isolate-with-leader:T, \
                      pause-supervisor:T, pause-supervisor-renewing:T:MS, pause-host:T, db-crash:T, db-clock:T:PERCENT, \
                      with T = primary, replica or a database host"
                 ))
@@ -210,6 +222,12 @@ pub fn scenarios() -> Vec<Scenario> {
             "isolate-primary-muted",
             "as 1, and the other side no longer hears the primary (it still hears them): to them it is gone",
             "db-isolate-muted:primary@0s+18s",
+        ),
+        s(
+            "1c",
+            "isolate-primary-alone",
+            "the primary and its clients cut off from the voters and from its replicas: no synchronous write can commit, and degrading to asynchronous needs the consensus store it cannot reach",
+            "db-isolate-alone:primary@0s+18s",
         ),
         Scenario {
             fence_path: Some(FencePath::InBand),
@@ -265,6 +283,12 @@ pub fn scenarios() -> Vec<Scenario> {
             "no-quorum-replica-dies",
             "the consensus store loses its quorum, then a replica dies: unavailable, never unsafe",
             "cut:dc1:dc2@0s+18s;lose:dc3@0s+18s;db-crash:replica@6s+10s",
+        ),
+        s(
+            "11b",
+            "replicas-die",
+            "every replica crashes while the consensus store is healthy: strict synchronous replication stops writes; a degradable primary records the degrade in the store and keeps serving, and nobody is promoted meanwhile",
+            "db-crash:replica@0s+12s;db-crash:replica@0s+12s",
         ),
         s(
             "12a",
@@ -336,6 +360,7 @@ mod tests {
         for spec in [
             "db-isolate:primary",
             "db-isolate-with-leader:primary",
+            "db-isolate-alone:primary",
             "pause-supervisor:dc1-db2",
             "pause-supervisor-renewing:primary:3000",
             "pause-host:replica",

@@ -46,6 +46,10 @@ pub const DB_PORT: u16 = 5432;
 /// The key the supervisors campaign for.
 pub const LEADER_KEY: &str = "/db/leader";
 
+/// Where a degradable synchronous primary records that it acknowledges without a replica
+/// (`async:<member>`), and that it no longer does (`sync`): Patroni's `/sync` key.
+pub const SYNC_KEY: &str = "/db/sync";
+
 /// The host name of a datacenter's database client.
 pub fn db_client_host(dc: &str) -> String {
     format!("{dc}-dbclient")

@@ -134,8 +134,20 @@ impl ConsensusStore for SimPorts {
 /// Takes the leader key by a transaction on create revision 0; the else branch reads the holder.
 async fn campaign(ctx: &Ctx, lease: LeaseId, member: MemberId) -> Event {
     let key = LEADER_KEY.as_bytes().to_vec();
+    let mut compares =
+        vec![Compare { key: key.clone(), op: CompareOp::Equal, target: CompareTarget::CreateRevision(0) }];
+    let options = &ctx.world.options;
+    if options.synchronous && options.degradable {
+        // The sync key as this member's eligibility was judged: a degrade since then makes the campaign fail.
+        let seen = *ctx.sync_seen.lock().unwrap_or_else(|e| e.into_inner());
+        compares.push(Compare {
+            key: super::SYNC_KEY.as_bytes().to_vec(),
+            op: CompareOp::Equal,
+            target: CompareTarget::ModRevision(seen),
+        });
+    }
     let txn = Txn {
-        compares: vec![Compare { key: key.clone(), op: CompareOp::Equal, target: CompareTarget::CreateRevision(0) }],
+        compares,
         success: vec![TxnOp::Put { key: key.clone(), value: member.0.to_string().into_bytes(), lease: lease.0 }],
         failure: vec![TxnOp::Get { key }],
     };

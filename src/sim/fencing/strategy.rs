@@ -126,6 +126,9 @@ pub struct Bugs {
     pub deadline_from_reply: bool,
     /// The agent renews by a serializable read of the leader key (any member's local view).
     pub serializable_renewal: bool,
+    /// A primary with no replica degrades to asynchronous replication on its own, without recording
+    /// it in the consensus store first.
+    pub silent_degrade: bool,
 }
 
 impl Bugs {
@@ -133,20 +136,26 @@ impl Bugs {
         *self != Bugs::default()
     }
 
+    /// Every bug by name, with its switch.
+    fn slots(&mut self) -> [(&'static str, &mut bool); 10] {
+        [
+            ("no-self-demotion", &mut self.no_self_demotion),
+            ("lying-stonith", &mut self.lying_stonith),
+            ("timeout-as-success", &mut self.timeout_as_success),
+            ("firewall-keeps-established", &mut self.firewall_keeps_established),
+            ("firewall-confirms-early", &mut self.firewall_confirms_early),
+            ("token-on-too-few", &mut self.token_on_too_few),
+            ("check-yield-append", &mut self.check_yield_append),
+            ("deadline-from-reply", &mut self.deadline_from_reply),
+            ("serializable-renewal", &mut self.serializable_renewal),
+            ("silent-degrade", &mut self.silent_degrade),
+        ]
+    }
+
     /// The bugs set, by name.
     pub fn names(&self) -> Vec<&'static str> {
-        let all = [
-            (self.no_self_demotion, "no-self-demotion"),
-            (self.lying_stonith, "lying-stonith"),
-            (self.timeout_as_success, "timeout-as-success"),
-            (self.firewall_keeps_established, "firewall-keeps-established"),
-            (self.firewall_confirms_early, "firewall-confirms-early"),
-            (self.token_on_too_few, "token-on-too-few"),
-            (self.check_yield_append, "check-yield-append"),
-            (self.deadline_from_reply, "deadline-from-reply"),
-            (self.serializable_renewal, "serializable-renewal"),
-        ];
-        all.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect()
+        let mut copy = *self;
+        copy.slots().into_iter().filter(|(_, on)| **on).map(|(name, _)| name).collect()
     }
 
     /// Every bug set in either.
@@ -159,22 +168,11 @@ impl Bugs {
     pub fn parse(names: &str) -> Result<Bugs, String> {
         let mut b = Bugs::default();
         for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            match name {
-                "no-self-demotion" => b.no_self_demotion = true,
-                "lying-stonith" => b.lying_stonith = true,
-                "timeout-as-success" => b.timeout_as_success = true,
-                "firewall-keeps-established" => b.firewall_keeps_established = true,
-                "firewall-confirms-early" => b.firewall_confirms_early = true,
-                "token-on-too-few" => b.token_on_too_few = true,
-                "check-yield-append" => b.check_yield_append = true,
-                "deadline-from-reply" => b.deadline_from_reply = true,
-                "serializable-renewal" => b.serializable_renewal = true,
-                other => {
-                    return Err(format!(
-                        "unknown bug {other:?}; the bugs are no-self-demotion, lying-stonith, timeout-as-success, \
-                         firewall-keeps-established, firewall-confirms-early, token-on-too-few, check-yield-append, \
-                         deadline-from-reply, serializable-renewal"
-                    ))
+            match b.slots().into_iter().find(|(n, _)| *n == name) {
+                Some((_, on)) => *on = true,
+                None => {
+                    let all: Vec<&str> = Bugs::default().slots().into_iter().map(|(n, _)| n).collect();
+                    return Err(format!("unknown bug {name:?}; the bugs are {}", all.join(", ")));
                 }
             }
         }
@@ -188,6 +186,10 @@ pub struct FencingOptions {
     pub strategy: Strategy,
     /// Acknowledge a write only once the synchronous standby has it.
     pub synchronous: bool,
+    /// With `synchronous`: a primary left with no replica may degrade to asynchronous replication,
+    /// after recording that in the consensus store (Patroni's `synchronous_mode` without `_strict`);
+    /// no replica is promoted while it is recorded. Off: writes wait (`synchronous_mode_strict`).
+    pub degradable: bool,
     pub watchdog_kind: WatchdogKind,
     /// Whether hosts have a watchdog at all.
     pub watchdog_available: bool,
@@ -217,6 +219,7 @@ impl FencingOptions {
         FencingOptions {
             strategy,
             synchronous: true,
+            degradable: false,
             watchdog_kind: WatchdogKind::Softdog,
             watchdog_available: true,
             fence_path: None,
@@ -251,6 +254,8 @@ impl FencingOptions {
         let mut s = self.strategy.name().to_string();
         if !self.synchronous {
             s.push_str(" [async]");
+        } else if self.degradable {
+            s.push_str(" [degradable]");
         }
         if self.strategy == Strategy::Watchdog && self.watchdog_kind == WatchdogKind::Hardware {
             s.push_str(" [hardware]");
