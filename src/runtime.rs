@@ -76,7 +76,8 @@ const TOKIO_TASK_SHARDS: u64 = 4;
 /// depended on how many tasks earlier simulations of the process had spawned: a seed replayed
 /// bit for bit only as the first simulation of a process. After this, what the simulation
 /// does depends only on its seed, as long as no other thread spawns tokio tasks while it runs
-/// (simulations running side by side on several threads still share the counter).
+/// (simulations running side by side on several threads still share the counter, which is why
+/// the nemesis also crashes hosts silently: see `sim::nemesis::crash_silently`).
 pub(crate) fn align_tokio_task_ids() {
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("a throwaway tokio runtime");
     // At most TOKIO_TASK_SHARDS spawns; the tasks never run and drop with the runtime. Ids

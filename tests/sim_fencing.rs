@@ -87,9 +87,10 @@ fn a_caught_control_shrinks_to_a_schedule_that_still_fails() {
     quorumlab::sim::trace::init_tracing();
     let t = shipped::load("etcd-2-2-1").expect("a shipped topology");
     let options = broken(Strategy::None, Bugs { deadline_from_reply: true, ..Bugs::default() });
+    let seed = caught_within_ten_seeds("none +deadline-from-reply", &options, "pause-mid-renewal");
     let scenario = Scenario::find("pause-mid-renewal").expect("a fencing fault");
     let config =
-        RunConfig::new(&t, scenario.schedule(&t).expect("applies"), 1).with_fencing(scenario.options(&options));
+        RunConfig::new(&t, scenario.schedule(&t).expect("applies"), seed).with_fencing(scenario.options(&options));
     let shrunk = matrix::shrink_unsafe(&config, 8);
     assert!(shrunk.runs <= 8);
     let again = run(&RunConfig { schedule: shrunk.schedule.clone(), ..config.clone() });
@@ -228,6 +229,38 @@ fn a_degradable_primary_degrades_and_recovers_only_through_the_store() {
     assert!(alone.trace.iter().any(|l| l.contains("the consensus store did not take the degrade")));
     assert!(!alone.trace.iter().any(|l| l.contains("degraded to asynchronous")));
     assert!(!cell(&alone).unsafe_for(Strategy::None));
+}
+
+/// Failsafe mode: with the consensus store gone but every database host connected, the primary keeps
+/// serving while every member answers it, and demotes soon after one dies; without it, it demotes at once.
+#[test]
+fn in_failsafe_mode_the_primary_serves_through_a_store_outage_until_a_member_stops_answering() {
+    quorumlab::sim::trace::init_tracing();
+    let demoted_at = |r: &RunRecord| {
+        r.trace.iter().find(|l| l.contains("demoted")).and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+    };
+    let plain = fencing_run("etcd-2-2-1", &FencingOptions::new(Strategy::None), "consensus-lost-replica-dies", 1);
+    let failsafe = FencingOptions { failsafe: true, ..FencingOptions::new(Strategy::None) };
+    let kept = fencing_run("etcd-2-2-1", &failsafe, "consensus-lost-replica-dies", 1);
+    // The store is lost at 5 s (after the 5 s warm-up: 10 s simulated); the replica dies at 13 s.
+    let (plain_at, kept_at) = (demoted_at(&plain).expect("demotes"), demoted_at(&kept).expect("demotes"));
+    assert!(plain_at < 8.0, "without failsafe: demoted at {plain_at}");
+    assert!((13.0..15.0).contains(&kept_at), "with failsafe: demoted at {kept_at}, after the replica died at 13 s");
+    let acks = |r: &RunRecord| r.fencing.as_ref().expect("a fencing run").acknowledged;
+    assert!(acks(&kept) > acks(&plain), "{} vs {}", acks(&kept), acks(&plain));
+    assert!(!cell(&kept).unsafe_for(Strategy::None));
+}
+
+/// A failsafe check that counts a ping that timed out as an answer keeps a primary its peers cannot hear.
+#[test]
+fn negative_control_a_failsafe_that_counts_timeouts_as_answers() {
+    quorumlab::sim::trace::init_tracing();
+    let options = FencingOptions {
+        failsafe: true,
+        bugs: Bugs { failsafe_counts_timeouts: true, ..Bugs::default() },
+        ..FencingOptions::new(Strategy::None)
+    };
+    caught_within_ten_seeds("none [failsafe] +failsafe-counts-timeouts", &options, "isolate-primary-muted");
 }
 
 #[test]

@@ -62,6 +62,9 @@ pub struct Planted {
     /// renewal's send: a process stopped while its renewal was in flight then outlives the lease the
     /// store keeps by as long as it was stopped.
     pub deadline_from_reply: bool,
+    /// In failsafe mode, count a failsafe member whose status call failed as having answered (a ping
+    /// timeout treated as an answer): a primary cut off from everyone keeps serving.
+    pub failsafe_counts_timeouts: bool,
 }
 
 /// Which rule a configuration breaks, with its numbers.
@@ -99,6 +102,12 @@ pub enum ConfigError {
          right after a renewal's send could fire after the key's safe deadline (raise safety_margin)"
     )]
     SafetyMarginBelowClockMargin { safety_margin: Duration, clock_margin: Duration },
+    #[error(
+        "failsafe mode needs ttl > loop_wait + failsafe freshness = 2.5 × loop_wait = {needed:?}, ttl is {ttl:?}: a \
+         replica waits one ttl after it last reached a primary, and the primary serves until its last failsafe answer \
+         is 1.5 × loop_wait old, at most a loop after the replica reached it"
+    )]
+    FailsafeOutlivesTtl { ttl: Duration, needed: Duration },
     #[error("fence plan: {0}")]
     Fence(#[from] PlanError),
 }
@@ -121,6 +130,12 @@ impl SupervisorConfig {
             fence: FencePlan::none(),
             planted: Planted::default(),
         }
+    }
+
+    /// How old a failsafe member's last answer may be: one loop's ping, with half a loop of slack for
+    /// the ping's own round trip (answers come once a loop, never exactly `loop_wait` apart).
+    pub fn failsafe_freshness(&self) -> Duration {
+        self.loop_wait + self.loop_wait / 2
     }
 
     /// What the host's clock may run ahead of the KV leader's over one TTL.
@@ -159,6 +174,12 @@ impl SupervisorConfig {
         if window <= needed {
             return Err(ConfigError::ClockMarginLeavesNoRetryWindow { ttl: self.ttl, margin, window, needed });
         }
+        if self.failsafe_mode {
+            let needed = self.loop_wait.saturating_add(self.failsafe_freshness());
+            if self.ttl <= needed {
+                return Err(ConfigError::FailsafeOutlivesTtl { ttl: self.ttl, needed });
+            }
+        }
         if self.watchdog != WatchdogMode::Off {
             if self.safety_margin >= self.ttl {
                 return Err(ConfigError::WatchdogTimeoutNotPositive {
@@ -196,6 +217,19 @@ mod tests {
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
+    }
+
+    #[test]
+    fn failsafe_mode_needs_a_ttl_longer_than_two_and_a_half_loops() {
+        let tight = SupervisorConfig {
+            failsafe_mode: true,
+            ttl: Duration::from_secs(25),
+            retry_timeout: Duration::from_secs(5),
+            ..SupervisorConfig::patroni_defaults()
+        };
+        assert!(matches!(tight.validate(), Err(ConfigError::FailsafeOutlivesTtl { .. })), "{:?}", tight.validate());
+        assert!(tight.validate().unwrap_err().to_string().contains("2.5 × loop_wait"));
+        assert_eq!(SupervisorConfig { ttl: Duration::from_secs(26), ..tight }.validate(), Ok(()));
     }
 
     #[test]

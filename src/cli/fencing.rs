@@ -76,6 +76,10 @@ struct RunArgs {
     /// consensus store (Patroni's synchronous_mode without _strict); the default never degrades.
     #[arg(long, conflicts_with = "asynchronous")]
     degradable: bool,
+    /// Patroni's failsafe_mode: while the consensus store is lost, the primary keeps serving as long as every
+    /// member of the failsafe list answers it directly.
+    #[arg(long)]
+    failsafe: bool,
     /// Reach every datacenter's fence devices in band (across the same links as everything else).
     #[arg(long, value_parser = ["out-of-band", "in-band"])]
     fence_path: Option<String>,
@@ -158,6 +162,7 @@ fn run_cmd(a: RunArgs) -> Result<u8, String> {
     let mut options = FencingOptions::new(Strategy::parse(&a.strategy)?);
     options.synchronous = !a.asynchronous;
     options.degradable = a.degradable;
+    options.failsafe = a.failsafe;
     options.bugs = Bugs::parse(&a.bugs)?;
     if a.hardware_watchdog {
         options.watchdog_kind = crate::sim::fencing::WatchdogKind::Hardware;

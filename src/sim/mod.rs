@@ -279,6 +279,8 @@ pub struct SimCluster<'a> {
     hosts: Vec<String>,
     /// The database hosts, their supervisors and fence devices, when the run has them.
     pub fencing: Option<Arc<fencing::World>>,
+    /// Links the nemesis moved out of the healthy state, by (smaller host, larger host).
+    pub(crate) links: BTreeMap<(String, String), nemesis::LinkState>,
 }
 
 impl<'a> SimCluster<'a> {
@@ -306,7 +308,7 @@ impl<'a> SimCluster<'a> {
             invariants: Arc::new(Mutex::new(Invariants::new(election_max))),
             clocks: Arc::default(),
         };
-        let mut cluster = SimCluster { sim, shared, hosts: Vec::new(), fencing: None };
+        let mut cluster = SimCluster { sim, shared, hosts: Vec::new(), fencing: None, links: BTreeMap::new() };
         let ids: Vec<NodeId> = cluster.shared.options.nodes.keys().copied().collect();
         for id in ids {
             cluster.add_host(id);
@@ -378,7 +380,12 @@ impl<'a> SimCluster<'a> {
         let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.sim.step()));
         if let Some(world) = &self.fencing {
             let now = self.sim.elapsed();
-            world.after_step(&mut self.sim, now);
+            for action in world.after_step(now) {
+                match action {
+                    fencing::HostAction::Crash(host) => self.crash_host(&host),
+                    fencing::HostAction::Boot(host) => self.sim.bounce(host),
+                }
+            }
         }
         let checked = self.shared.check_safety();
         match stepped {
@@ -431,7 +438,12 @@ impl<'a> SimCluster<'a> {
             n.remove(&id);
         }
         let host = self.shared.host(id).to_string();
-        self.sim.crash(host);
+        self.crash_host(&host);
+    }
+
+    /// Kills a host without a goodbye (see [`nemesis::crash_silently`]).
+    pub fn crash_host(&mut self, host: &str) {
+        nemesis::crash_silently(&mut self.sim, &self.shared.options, &self.links, &self.hosts, host);
     }
 
     /// Restarts a crashed node's host from its storage.
@@ -470,7 +482,7 @@ impl<'a> SimCluster<'a> {
             n.remove(&id);
         }
         let host = self.shared.host(id).to_string();
-        self.sim.crash(host);
+        self.crash_host(&host);
         let disk = self.shared.dbs.lock().map_err(|e| e.to_string())?.by_node.get(&id).cloned();
         let lost = match disk {
             Some(disk) => disk.power_loss().map_err(|e| format!("power loss of node {id}: {e}"))?,

@@ -33,7 +33,7 @@ enum Dir {
 
 /// The state of the link between two hosts (`a < b`): both directions, and extras.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct LinkState {
+pub(crate) struct LinkState {
     a_to_b: Dir,
     b_to_a: Dir,
     extra_latency_ms: u64,
@@ -61,8 +61,6 @@ pub struct ActiveFault {
 #[derive(Default)]
 pub struct Nemesis {
     active: Vec<ActiveFault>,
-    /// Links not in the healthy state, by (smaller host, larger host).
-    links: BTreeMap<(String, String), LinkState>,
     /// Nodes this nemesis took down.
     down: BTreeSet<NodeId>,
     /// Database members this nemesis crashed.
@@ -270,12 +268,12 @@ impl Nemesis {
             }
         }
         let mut touched: BTreeSet<(String, String)> = wanted.keys().cloned().collect();
-        touched.extend(self.links.keys().cloned());
+        touched.extend(c.links.keys().cloned());
         for key in touched {
-            let before = self.links.get(&key).copied().unwrap_or(HEALTHY);
+            let before = c.links.get(&key).copied().unwrap_or(HEALTHY);
             let after = wanted.get(&key).copied().unwrap_or(HEALTHY);
             if before != after {
-                apply_link(c, &options, &key.0, &key.1, before, after);
+                apply_link(&mut c.sim, &options, &key.0, &key.1, before, after);
             }
         }
         if let Some(world) = &c.fencing {
@@ -290,7 +288,7 @@ impl Nemesis {
             }
             world.set_cuts(cuts);
         }
-        self.links = wanted;
+        c.links = wanted;
     }
 
     /// Applies the active database faults to the world and the database hosts; returns the hosts
@@ -343,9 +341,12 @@ impl Nemesis {
             }
             let down = self.db_down.contains(&m);
             if crashed.contains(&m) && !down {
-                world.crash(&mut c.sim, m, now);
+                let host = world.crash(m, now);
+                c.crash_host(&host);
             } else if !crashed.contains(&m) && down {
-                world.boot(&mut c.sim, m, now);
+                if let Some(host) = world.boot(m, now) {
+                    c.sim.bounce(host);
+                }
             }
         }
         self.db_down = crashed;
@@ -449,16 +450,47 @@ fn client_blocked(
     !others.is_empty() && others.iter().all(|&other| cut.contains(&link(other)) || gone(other))
 }
 
+/// Crashes `host` without a goodbye, as a host that loses power or panics sends none: every link of it is cut
+/// both ways while its tasks drop, so the FIN and RST segments its sockets would send go nowhere, then put
+/// back as it was (`links`: what the nemesis set, by smaller host name). Besides being the real thing, this
+/// keeps a seed's run its own: tokio drops a runtime's tasks in an order set by process-wide task ids, and
+/// each segment sent would draw its latency from the run's RNG in that order, so runs side by side on other
+/// threads would change this one. Links held by a pause are left held.
+pub(crate) fn crash_silently(
+    sim: &mut turmoil::Sim<'_>,
+    options: &super::SimOptions,
+    links: &BTreeMap<(String, String), LinkState>,
+    hosts: &[String],
+    host: &str,
+) {
+    let mut changed = Vec::new();
+    for other in hosts.iter().filter(|h| h.as_str() != host) {
+        let key = ordered(host, other);
+        let before = links.get(&key).copied().unwrap_or(HEALTHY);
+        if before.a_to_b == Dir::Held || before.b_to_a == Dir::Held {
+            continue;
+        }
+        let after = LinkState { a_to_b: Dir::Cut, b_to_a: Dir::Cut, ..before };
+        if before != after {
+            apply_link(sim, options, &key.0, &key.1, before, after);
+            changed.push((key, before, after));
+        }
+    }
+    sim.crash(host.to_string());
+    for ((a, b), before, after) in changed {
+        apply_link(sim, options, &a, &b, after, before);
+    }
+}
+
 /// Moves one turmoil link from `before` to `after`.
 fn apply_link(
-    c: &mut SimCluster<'_>,
+    sim: &mut turmoil::Sim<'_>,
     options: &super::SimOptions,
     a: &str,
     b: &str,
     before: LinkState,
     after: LinkState,
 ) {
-    let sim = &mut c.sim;
     // Back to healthy first: release delivers what a pause held; repair clears cuts and random breaks.
     if before.a_to_b == Dir::Held || before.b_to_a == Dir::Held {
         sim.release(a, b);
@@ -484,7 +516,8 @@ fn apply_link(
         };
         layout::set_link(sim, a, b, profile);
     }
-    if before.loss_percent != after.loss_percent || any_cut {
+    let was_cut = before.a_to_b == Dir::Cut || before.b_to_a == Dir::Cut;
+    if before.loss_percent != after.loss_percent || any_cut || was_cut {
         let rate = if any_cut { 0.0 } else { f64::from(after.loss_percent) / 100.0 };
         sim.set_link_fail_rate(a, b, rate);
     }

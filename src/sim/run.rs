@@ -110,11 +110,13 @@ impl RunConfig {
                     (true, true) => " --degradable",
                     (true, false) => "",
                 };
-                let sync = if f.watchdog_kind == crate::sim::fencing::WatchdogKind::Hardware {
-                    format!("{sync} --hardware-watchdog")
-                } else {
-                    sync.to_string()
-                };
+                let mut sync = sync.to_string();
+                if f.watchdog_kind == crate::sim::fencing::WatchdogKind::Hardware {
+                    sync.push_str(" --hardware-watchdog");
+                }
+                if f.failsafe {
+                    sync.push_str(" --failsafe");
+                }
                 let path = match f.fence_path {
                     Some(quorumlab_quorum::FencePath::InBand) => " --fence-path in-band",
                     _ => "",

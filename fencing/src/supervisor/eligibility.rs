@@ -8,7 +8,8 @@
 //! In failsafe mode an old primary may keep serving past its lease while every failsafe member
 //! answers it directly; so a replica that saw a member primary and reachable stays ineligible for
 //! a whole `ttl` after that report, long enough for the old primary to miss its next failsafe
-//! answers (fresh for one `loop_wait`) and demote.
+//! answers (fresh for 1.5 × `loop_wait`, [`SupervisorConfig::failsafe_freshness`]) and demote: the
+//! configuration requires `ttl > 2.5 × loop_wait` in failsafe mode.
 //!
 //! Caller's duty: report every member once a loop, with `reachable = false` when it did not
 //! answer; the latest report about a member is taken as current, however old.
@@ -115,14 +116,17 @@ impl Membership {
     }
 
     /// Failsafe: a primary cut off from consensus keeps serving only while every member of the
-    /// failsafe list answered it directly within the last `loop_wait`, none of them claiming to
+    /// failsafe list answered it directly within the last 1.5 × `loop_wait`, none of them claiming to
     /// be primary. An empty list never holds.
     pub fn failsafe_holds(&self, cfg: &SupervisorConfig, now: Duration) -> bool {
         cfg.failsafe_mode
             && !self.failsafe.is_empty()
             && self.failsafe.iter().all(|m| {
                 self.peers.get(m).is_some_and(|v| {
-                    v.reachable && !v.claims_primary && now.saturating_sub(v.at) <= cfg.loop_wait && v.at <= now
+                    (v.reachable || cfg.planted.failsafe_counts_timeouts)
+                        && !v.claims_primary
+                        && now.saturating_sub(v.at) <= cfg.failsafe_freshness()
+                        && v.at <= now
                 })
             })
     }
@@ -202,12 +206,12 @@ mod tests {
         m.report(ME, MemberId(2), view(false, true, s(5)));
         assert!(!m.failsafe_holds(&cfg, s(5)), "member 3 has not answered");
         m.report(ME, MemberId(3), view(false, true, s(6)));
-        assert!(m.failsafe_holds(&cfg, s(15)));
-        assert!(!m.failsafe_holds(&cfg, s(16)), "member 2's answer is older than loop_wait");
-        m.report(ME, MemberId(2), view(true, true, s(16)));
-        assert!(!m.failsafe_holds(&cfg, s(16)), "a member that claims primary is no failsafe answer");
+        assert!(m.failsafe_holds(&cfg, s(20)));
+        assert!(!m.failsafe_holds(&cfg, s(21)), "member 2's answer is older than 1.5 × loop_wait");
+        m.report(ME, MemberId(2), view(true, true, s(21)));
+        assert!(!m.failsafe_holds(&cfg, s(21)), "a member that claims primary is no failsafe answer");
         let off = SupervisorConfig { failsafe_mode: false, ..cfg };
-        m.report(ME, MemberId(2), view(false, true, s(16)));
-        assert!(!m.failsafe_holds(&off, s(16)), "off unless configured");
+        m.report(ME, MemberId(2), view(false, true, s(21)));
+        assert!(!m.failsafe_holds(&off, s(21)), "off unless configured");
     }
 }

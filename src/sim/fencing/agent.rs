@@ -21,7 +21,7 @@ use quorumlab_fencing::{Decision, Event, MemberId, Role, Supervisor, Token};
 use tokio::sync::mpsc;
 
 use super::ports::SimPorts;
-use super::{devices, World, LEADER_KEY, SYNC_KEY};
+use super::{devices, World, FAILSAFE_KEY, LEADER_KEY, SYNC_KEY};
 use crate::client::{Client, ClientConfig};
 use crate::clock::HostClock;
 use crate::db::{Db, Serving};
@@ -114,7 +114,12 @@ pub async fn run(world: Arc<World>, member: u64, db: Db) -> Result<(), String> {
             while let Ok(e) = rx.try_recv() {
                 batch.push(e);
             }
-            batch.sort_by_key(|e| matches!(e, Event::Tick));
+            // Calls' answers first, then what it learned of its peers, then the clock.
+            batch.sort_by_key(|e| match e {
+                Event::Tick => 2,
+                Event::PeerReport { .. } | Event::LocalStatus(_) | Event::FailsafeMembers(_) => 1,
+                _ => 0,
+            });
         }
         for event in batch {
             for d in sup.step(clock.now(), event) {
@@ -296,7 +301,14 @@ async fn refresh(ctx: Ctx, role: Role) {
         let async_by = *ctx.sync_async_by.lock().unwrap_or_else(|e| e.into_inner());
         manage_sync(&ctx, async_by).await;
     }
-    let holder = ctx.main.lock().await.get(LEADER_KEY.as_bytes()).await;
+    // The leader key and every peer's status at once: a failsafe primary's pings must stay fresh while the
+    // store does not answer.
+    let peers: Vec<u64> = ctx.world.members.keys().copied().filter(|&m| m != ctx.member).collect();
+    let (holder, statuses) = tokio::join!(async { ctx.main.lock().await.get(LEADER_KEY.as_bytes()).await }, async {
+        let statuses = futures::future::join_all(peers.iter().map(|&p| peer_status(&ctx, p))).await;
+        report_peers(&ctx, &peers, &statuses);
+        statuses
+    });
     let holder = match &holder {
         Ok(found) => {
             let holder = found.as_ref().and_then(|f| String::from_utf8_lossy(&f.value).parse::<u64>().ok());
@@ -316,8 +328,6 @@ async fn refresh(ctx: Ctx, role: Role) {
         }
         Err(_) => *ctx.last_holder.lock().unwrap_or_else(|e| e.into_inner()),
     };
-    let peers: Vec<u64> = ctx.world.members.keys().copied().filter(|&m| m != ctx.member).collect();
-    let statuses = futures::future::join_all(peers.iter().map(|&p| peer_status(&ctx, p))).await;
     let mine = ctx.db.len();
     let quorum = peers.iter().zip(&statuses).filter(|(p, _)| Some(**p) != holder).all(|(_, s)| s.is_some());
     {
@@ -329,17 +339,8 @@ async fn refresh(ctx: Ctx, role: Role) {
             }
         }
     }
-    for (p, s) in peers.iter().zip(statuses) {
-        let event = match s {
-            Some(s) => Event::PeerReport {
-                member: MemberId(*p),
-                claims_primary: s.primary,
-                reachable: true,
-                lag: mine.saturating_sub(s.len),
-            },
-            None => Event::PeerReport { member: MemberId(*p), claims_primary: false, reachable: false, lag: 0 },
-        };
-        send(&ctx, event);
+    if ctx.world.options.failsafe {
+        failsafe_list(&ctx, role).await;
     }
     let sync = sync_state(&ctx).await;
     let eligible = match sync {
@@ -350,6 +351,40 @@ async fn refresh(ctx: Ctx, role: Role) {
     };
     *ctx.in_sync_set.lock().unwrap_or_else(|e| e.into_inner()) = eligible;
     send(&ctx, Event::LocalStatus(LocalStatus { lag: lag(&ctx), in_sync_set: eligible }));
+}
+
+/// Hands the supervisor what each peer's status call said, as soon as they are in.
+fn report_peers(ctx: &Ctx, peers: &[u64], statuses: &[Option<pb::DbStatusResponse>]) {
+    let mine = ctx.db.len();
+    for (p, s) in peers.iter().zip(statuses) {
+        let event = match s {
+            Some(s) => Event::PeerReport {
+                member: MemberId(*p),
+                claims_primary: s.primary,
+                reachable: true,
+                lag: mine.saturating_sub(s.len),
+            },
+            None => Event::PeerReport { member: MemberId(*p), claims_primary: false, reachable: false, lag: 0 },
+        };
+        send(ctx, event);
+    }
+}
+
+/// Failsafe mode: the primary records the failsafe list (every member) in the store; every member reads it
+/// and hands it to its supervisor, which keeps it through a loss of the store.
+async fn failsafe_list(ctx: &Ctx, role: Role) {
+    let all: Vec<String> = ctx.world.members.keys().map(u64::to_string).collect();
+    let all = all.join(",");
+    let read = ctx.main.lock().await.get(FAILSAFE_KEY.as_bytes()).await;
+    let Ok(found) = read else { return };
+    let recorded = found.map(|f| String::from_utf8_lossy(&f.value).to_string());
+    if role == Role::Primary && recorded.as_deref() != Some(all.as_str()) {
+        let _ = ctx.main.lock().await.put(FAILSAFE_KEY.as_bytes(), all.as_bytes()).await;
+    }
+    if let Some(list) = recorded {
+        let members = list.split(',').filter_map(|m| m.parse().ok()).map(MemberId).collect();
+        send(ctx, Event::FailsafeMembers(members));
+    }
 }
 
 /// What the consensus store says of synchronous replication.

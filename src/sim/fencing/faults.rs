@@ -291,6 +291,12 @@ pub fn scenarios() -> Vec<Scenario> {
             "db-crash:replica@0s+12s;db-crash:replica@0s+12s",
         ),
         s(
+            "11c",
+            "consensus-lost-replica-dies",
+            "three of five voters down (every database host still up and connected), then a replica dies: failsafe mode keeps the primary serving while every member answers it, and stops it when one does not",
+            "lose:dc2@0s+18s;lose:dc3@0s+18s;db-crash:replica@8s+8s",
+        ),
+        s(
             "12a",
             "slow-clock-within-margin",
             "the primary cut off while its clock runs 0.5% slow (the margin is 1%)",

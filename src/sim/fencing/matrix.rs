@@ -32,17 +32,20 @@ impl Row {
     }
 }
 
-/// The correct strategies, `none` with a degradable synchronous mode, then the contrast (asynchronous
-/// replication), then the broken variants the negative controls plant.
+/// The correct strategies, `none` with a degradable synchronous mode and with failsafe mode, then the
+/// contrast (asynchronous replication), then the broken variants the negative controls plant.
 pub fn rows() -> Vec<Row> {
     let mut rows: Vec<Row> = Strategy::ALL.iter().map(|&s| Row::new(FencingOptions::new(s))).collect();
     let degradable = FencingOptions { degradable: true, ..FencingOptions::new(Strategy::None) };
     rows.push(Row::new(degradable.clone()));
+    let failsafe = FencingOptions { failsafe: true, ..FencingOptions::new(Strategy::None) };
+    rows.push(Row::new(failsafe.clone()));
     rows.push(Row::new(FencingOptions { synchronous: false, ..FencingOptions::new(Strategy::None) }));
     let broken = |s: Strategy, bugs: Bugs| Row::new(FencingOptions { bugs, ..FencingOptions::new(s) });
     let b = Bugs::default();
     rows.extend([
         Row::new(FencingOptions { bugs: Bugs { silent_degrade: true, ..b }, ..degradable }),
+        Row::new(FencingOptions { bugs: Bugs { failsafe_counts_timeouts: true, ..b }, ..failsafe }),
         broken(Strategy::None, Bugs { no_self_demotion: true, ..b }),
         broken(Strategy::Stonith, Bugs { timeout_as_success: true, ..b }),
         broken(Strategy::Firewall, Bugs { firewall_keeps_established: true, ..b }),

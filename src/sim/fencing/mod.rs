@@ -50,6 +50,9 @@ pub const LEADER_KEY: &str = "/db/leader";
 /// (`async:<member>`), and that it no longer does (`sync`): Patroni's `/sync` key.
 pub const SYNC_KEY: &str = "/db/sync";
 
+/// The failsafe list a primary records in failsafe mode (member ids, comma-separated): Patroni's `/failsafe`.
+pub const FAILSAFE_KEY: &str = "/db/failsafe";
+
 /// The host name of a datacenter's database client.
 pub fn db_client_host(dc: &str) -> String {
     format!("{dc}-dbclient")
@@ -103,6 +106,13 @@ pub struct World {
     cuts: Mutex<BTreeSet<(String, String)>>,
     /// The supervisor role each member's agent last reported.
     roles: Mutex<BTreeMap<u64, quorumlab_fencing::Role>>,
+}
+
+/// What the simulation must do to a host for the world (a fence device or a watchdog acted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostAction {
+    Crash(String),
+    Boot(String),
 }
 
 /// A pause that starts at a lease renewal.
@@ -384,8 +394,10 @@ impl World {
         lock(&self.watchdogs).contains_key(&member)
     }
 
-    /// Applies what devices queued and fires watchdogs that ran out; `now` is simulated time.
-    pub fn after_step(&self, sim: &mut turmoil::Sim<'_>, now: Duration) {
+    /// Applies what devices queued and fires watchdogs that ran out; `now` is simulated time. Returns
+    /// what the simulation must do to hosts, in order.
+    pub fn after_step(&self, now: Duration) -> Vec<HostAction> {
+        let mut actions = Vec::new();
         // Watchdogs: a softdog does not count while its host is paused.
         let paused: BTreeSet<u64> = lock(&self.host_paused).keys().copied().collect();
         let fired: Vec<u64> = {
@@ -420,12 +432,12 @@ impl World {
                     let back = now + self.options.power_off_for;
                     lock(&self.powered_off).insert(member, back);
                     self.forget(member);
-                    sim.crash(host.clone());
+                    actions.push(HostAction::Crash(host.clone()));
                     self.shared.trace.record_at(now, format!("fence: {host} powered off"));
                 }
                 Command::PowerOn { member } => {
                     if lock(&self.powered_off).remove(&member).is_some() {
-                        sim.bounce(host.clone());
+                        actions.push(HostAction::Boot(host.clone()));
                         self.shared
                             .trace
                             .record_at(now, format!("fence: {host} powered on (a replica until it wins the key)"));
@@ -438,34 +450,36 @@ impl World {
                     self.forget(member);
                     lock(&self.host_paused).remove(&member);
                     lock(&self.agent_paused).remove(&member);
-                    sim.crash(host.clone());
-                    sim.bounce(host.clone());
+                    actions.push(HostAction::Crash(host.clone()));
+                    actions.push(HostAction::Boot(host.clone()));
                     self.shared.trace.record_at(now, format!("watchdog: {host} reset"));
                 }
             }
         }
+        actions
     }
 
     pub fn host_is_paused(&self, member: u64) -> bool {
         lock(&self.host_paused).contains_key(&member)
     }
 
-    /// The nemesis crashes a member's host.
-    pub fn crash(&self, sim: &mut turmoil::Sim<'_>, member: u64, now: Duration) {
+    /// The nemesis crashes a member's host: its database and role are forgotten; returns the host to crash.
+    pub fn crash(&self, member: u64, now: Duration) -> String {
         self.forget(member);
         let host = self.host(member).to_string();
-        sim.crash(host.clone());
         self.shared.trace.record_at(now, format!("nemesis: crash {host}"));
+        host
     }
 
-    /// The nemesis boots a crashed member's host again (its disk kept).
-    pub fn boot(&self, sim: &mut turmoil::Sim<'_>, member: u64, now: Duration) {
+    /// The nemesis boots a crashed member's host again (its disk kept): the host to boot, unless it is
+    /// powered off.
+    pub fn boot(&self, member: u64, now: Duration) -> Option<String> {
         if self.is_powered_off(member) {
-            return;
+            return None;
         }
         let host = self.host(member).to_string();
-        sim.bounce(host.clone());
         self.shared.trace.record_at(now, format!("nemesis: boot {host}"));
+        Some(host)
     }
 
     /// A host went down: its database and role are gone.

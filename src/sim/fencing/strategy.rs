@@ -129,6 +129,8 @@ pub struct Bugs {
     /// A primary with no replica degrades to asynchronous replication on its own, without recording
     /// it in the consensus store first.
     pub silent_degrade: bool,
+    /// In failsafe mode, a failsafe ping that timed out counts as an answer.
+    pub failsafe_counts_timeouts: bool,
 }
 
 impl Bugs {
@@ -137,7 +139,7 @@ impl Bugs {
     }
 
     /// Every bug by name, with its switch.
-    fn slots(&mut self) -> [(&'static str, &mut bool); 10] {
+    fn slots(&mut self) -> [(&'static str, &mut bool); 11] {
         [
             ("no-self-demotion", &mut self.no_self_demotion),
             ("lying-stonith", &mut self.lying_stonith),
@@ -149,6 +151,7 @@ impl Bugs {
             ("deadline-from-reply", &mut self.deadline_from_reply),
             ("serializable-renewal", &mut self.serializable_renewal),
             ("silent-degrade", &mut self.silent_degrade),
+            ("failsafe-counts-timeouts", &mut self.failsafe_counts_timeouts),
         ]
     }
 
@@ -190,6 +193,9 @@ pub struct FencingOptions {
     /// after recording that in the consensus store (Patroni's `synchronous_mode` without `_strict`);
     /// no replica is promoted while it is recorded. Off: writes wait (`synchronous_mode_strict`).
     pub degradable: bool,
+    /// Patroni's `failsafe_mode`: while the consensus store is lost, the primary keeps serving as long as
+    /// every member of the failsafe list (the primary records it in the store) answers it directly.
+    pub failsafe: bool,
     pub watchdog_kind: WatchdogKind,
     /// Whether hosts have a watchdog at all.
     pub watchdog_available: bool,
@@ -220,6 +226,7 @@ impl FencingOptions {
             strategy,
             synchronous: true,
             degradable: false,
+            failsafe: false,
             watchdog_kind: WatchdogKind::Softdog,
             watchdog_available: true,
             fence_path: None,
@@ -243,9 +250,12 @@ impl FencingOptions {
             maximum_lag_on_failover: 1 << 20,
             watchdog: if self.strategy == Strategy::Watchdog { WatchdogMode::Required } else { WatchdogMode::Off },
             synchronous_mode: self.synchronous,
-            failsafe_mode: false,
+            failsafe_mode: self.failsafe,
             fence: self.strategy.plan(),
-            planted: Planted { deadline_from_reply: self.bugs.deadline_from_reply },
+            planted: Planted {
+                deadline_from_reply: self.bugs.deadline_from_reply,
+                failsafe_counts_timeouts: self.bugs.failsafe_counts_timeouts,
+            },
         }
     }
 
@@ -256,6 +266,9 @@ impl FencingOptions {
             s.push_str(" [async]");
         } else if self.degradable {
             s.push_str(" [degradable]");
+        }
+        if self.failsafe {
+            s.push_str(" [failsafe]");
         }
         if self.strategy == Strategy::Watchdog && self.watchdog_kind == WatchdogKind::Hardware {
             s.push_str(" [hardware]");

@@ -477,9 +477,12 @@ fn in_failsafe_mode_a_primary_cut_off_from_consensus_serves_while_every_member_a
         h.at(s(t) + ms(1), Event::KeepAliveFailed);
     }
     assert_eq!(h.sup.role(), Role::Primary, "50 s without consensus, every failsafe member answering");
-    // Member 3 stops answering; its last answer ages past loop_wait.
+    // Member 3 stops answering; its last answer (at 55 s) ages past 1.5 × loop_wait.
     h.at(s(60), Event::PeerReport { member: OLD, claims_primary: false, reachable: true, lag: 0 });
-    let out = h.at(ms(65_001), Event::Tick);
+    h.at(s(68), Event::PeerReport { member: OLD, claims_primary: false, reachable: true, lag: 0 });
+    let out = h.at(s(70), Event::Tick);
+    assert!(!out.contains(&Decision::StopAcceptingWrites), "15 s: still fresh: {out:?}");
+    let out = h.at(ms(70_001), Event::Tick);
     assert!(out.starts_with(&[Decision::StopAcceptingWrites, Decision::DropSessions]), "{out:?}");
 }
 
