@@ -186,33 +186,14 @@ impl Nemesis {
         let islands: Vec<BTreeSet<String>> = self
             .active
             .iter()
-            .filter(|a| {
-                matches!(
-                    a.fault,
-                    Fault::Db {
-                        db: DbFault::IsolateWithReplica { .. }
-                            | DbFault::IsolateMuted { .. }
-                            | DbFault::IsolateAlone { .. }
-                            | DbFault::IsolateWithLeader { .. }
-                    }
-                )
-            })
+            .filter(|a| matches!(&a.fault, Fault::Db { db } if db.island()))
             .map(|a| a.hosts.iter().cloned().collect())
             .collect();
         // Muted hosts, with their island: nothing they send leaves it.
         let muted: Vec<(String, BTreeSet<String>)> = self
             .active
             .iter()
-            .filter(|a| {
-                matches!(
-                    a.fault,
-                    Fault::Db {
-                        db: DbFault::IsolateMuted { .. }
-                            | DbFault::IsolateAlone { .. }
-                            | DbFault::IsolateWithLeader { .. }
-                    }
-                )
-            })
+            .filter(|a| matches!(&a.fault, Fault::Db { db } if db.mutes_target()))
             .filter_map(|a| Some((a.hosts.first()?.clone(), a.hosts.iter().cloned().collect())))
             .collect();
         let mut slow: BTreeMap<(String, String), u64> = BTreeMap::new();

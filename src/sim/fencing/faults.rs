@@ -72,6 +72,22 @@ impl DbFault {
         }
     }
 
+    /// Whether the fault cuts an island of hosts off from the voters outside it.
+    pub fn island(&self) -> bool {
+        matches!(
+            self,
+            DbFault::IsolateWithReplica { .. }
+                | DbFault::IsolateMuted { .. }
+                | DbFault::IsolateAlone { .. }
+                | DbFault::IsolateWithLeader { .. }
+        )
+    }
+
+    /// Whether nothing the target sends leaves its island.
+    pub fn mutes_target(&self) -> bool {
+        self.island() && !matches!(self, DbFault::IsolateWithReplica { .. })
+    }
+
     pub fn label(&self, topology: &Topology) -> String {
         let t = match self.target() {
             DbTarget::Primary => "the primary".to_string(),
