@@ -122,7 +122,8 @@ pub struct Bugs {
     pub token_on_too_few: bool,
     /// A replica checks the token, yields, then appends without checking again.
     pub check_yield_append: bool,
-    /// The agent counts its lease deadline from the KeepAlive's reply instead of its send.
+    /// The supervisor counts its lease deadline from the moment it reads the KeepAlive's answer instead
+    /// of the renewal's send (planted in the pure core: `quorumlab_fencing::Planted`).
     pub deadline_from_reply: bool,
     /// The agent renews by a serializable read of the leader key (any member's local view).
     pub serializable_renewal: bool,

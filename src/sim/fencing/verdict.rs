@@ -124,3 +124,17 @@ pub fn judge(world: &World, windows: &[Window], verdicts: &mut BTreeMap<String, 
         record,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_reads_break_every_fence_that_stops_the_old_primary_but_not_tokens() {
+        for s in Strategy::ALL {
+            assert_eq!(MatrixCell::StaleReads.unsafe_for(s), s != Strategy::Credentials, "{s}");
+            assert!(MatrixCell::TwoPrimaries.unsafe_for(s) && MatrixCell::LostWrite.unsafe_for(s), "{s}");
+            assert!(!MatrixCell::Unavailable.unsafe_for(s) && !MatrixCell::Safe.unsafe_for(s), "{s}");
+        }
+    }
+}
