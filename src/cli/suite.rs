@@ -37,6 +37,10 @@ pub struct SuiteArgs {
     /// text: a line per run and a summary; json: one record per line.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     format: String,
+    /// Keep the client load going this long after the heal, before the liveness checks (e.g. 5s; `whatif` runs
+    /// use it to measure latency after the heal, and their replay commands carry it).
+    #[arg(long, value_parser = super::parse_duration)]
+    after_heal: Option<std::time::Duration>,
     /// Where failing runs' histories and traces are written.
     #[arg(long, default_value = "quorumlab-suite-failures")]
     out: PathBuf,
@@ -83,10 +87,15 @@ pub fn run(args: SuiteArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let cases = match args.shard {
+    let mut cases = match args.shard {
         Some((k, n)) => suite::shard(cases, k, n),
         None => cases,
     };
+    if let Some(after) = args.after_heal {
+        for case in &mut cases {
+            case.config.after_heal = after;
+        }
+    }
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let bar = ProgressBar::new(cases.len() as u64);
     bar.set_style(

@@ -25,6 +25,7 @@ pub mod invariants;
 pub mod layout;
 pub mod nemesis;
 pub mod observe;
+pub mod roles;
 pub mod run;
 pub mod schedule;
 pub mod shrink;
@@ -49,6 +50,7 @@ use crate::types::{NodeId, Raft, RaftMetrics};
 pub use invariants::election_safety::LeadersByTerm;
 pub use invariants::{Invariants, Violation};
 use observe::{EventQueue, Observed};
+use trace::sim_now;
 pub use trace::Trace;
 
 /// The port every simulated node listens on.
@@ -106,6 +108,8 @@ pub struct Shared {
     pub leaders: Arc<Mutex<LeadersByTerm>>,
     /// What every store wrote, every acknowledged write, every power loss, in order.
     pub observed: Arc<EventQueue>,
+    /// Every node's role over time (for timelines and time-to-leader).
+    pub roles: roles::RoleLog,
     /// The safety properties, checked over `observed` after every step.
     pub invariants: Arc<Mutex<Invariants>>,
     /// Each host's clock, for code above the KV (see [`crate::clock`]); made on first use.
@@ -305,6 +309,7 @@ impl<'a> SimCluster<'a> {
             dbs: Arc::default(),
             leaders: Arc::default(),
             observed: Arc::default(),
+            roles: roles::RoleLog::default(),
             invariants: Arc::new(Mutex::new(Invariants::new(election_max))),
             clocks: Arc::default(),
         };
@@ -434,6 +439,7 @@ impl<'a> SimCluster<'a> {
     /// Kills a node's host: its in-flight state is gone, its storage is kept.
     pub fn crash(&mut self, id: NodeId) {
         self.shared.trace.record_at(self.sim.elapsed(), format!("nemesis: crash node {id}"));
+        self.shared.roles.down(self.sim.elapsed(), id);
         if let Ok(mut n) = self.shared.nodes.lock() {
             n.remove(&id);
         }
@@ -478,6 +484,7 @@ impl<'a> SimCluster<'a> {
     /// Cuts a node's power: its host crashes (as [`SimCluster::crash`]) and its disk loses every
     /// write made since its last flush. [`SimCluster::bounce`] restarts it from what is left.
     pub fn power_loss(&mut self, id: NodeId) -> Result<(), String> {
+        self.shared.roles.down(self.sim.elapsed(), id);
         if let Ok(mut n) = self.shared.nodes.lock() {
             n.remove(&id);
         }
@@ -539,6 +546,7 @@ async fn run_host(shared: Shared, id: NodeId) -> turmoil::Result {
         if shown.state == ServerState::Leader {
             shared.leaders.lock().map_err(|e| e.to_string())?.observe(shown.term, id);
         }
+        shared.roles.record(sim_now(), id, roles::Role::of(shown.state), shown.term);
         if last.as_ref() != Some(&shown) {
             shared.trace.record(shown.describe(id));
             last = Some(shown);

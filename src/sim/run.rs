@@ -7,7 +7,8 @@
 //! 2. `warmup` of load with no fault; the schedule's times count from its end;
 //! 3. the schedule plays (the nemesis starts and ends each fault; every change of the active set opens a new
 //!    availability window, predicted by the oracle with the leader of that moment);
-//! 4. everything heals; within [`LIVENESS_ELECTIONS`] election timeouts one leader must hold every voter, a fresh
+//! 4. everything heals; the load goes on for `after_heal` (zero unless asked: `whatif` measures latency after
+//!    the heal with it); within [`LIVENESS_ELECTIONS`] election timeouts one leader must hold every voter, a fresh
 //!    write must succeed from every client datacenter, every voter must apply the same entries, and every key is
 //!    read once so a lost acknowledged write shows in the history;
 //! 5. the history is checked for linearizability and the windows against the oracle.
@@ -53,6 +54,8 @@ pub struct RunConfig {
     pub workload: WorkloadOptions,
     /// Load before the schedule starts.
     pub warmup: Duration,
+    /// Load after the heal, before the liveness phase's fresh writes and reads (zero: none).
+    pub after_heal: Duration,
     /// For negative controls only.
     pub planted_bug: Option<PlantedBug>,
     /// The database, its supervisors and their fence (issue: fencing); `None` runs the key-value cluster alone.
@@ -70,6 +73,7 @@ impl RunConfig {
             seed,
             workload: WorkloadOptions::default(),
             warmup: Duration::from_secs(1),
+            after_heal: Duration::ZERO,
             planted_bug: None,
             fencing: None,
             variant: RaftVariant::QUORUMLAB_NODE,
@@ -100,8 +104,13 @@ impl RunConfig {
         let shipped = quorumlab_quorum::shipped::load(name).is_ok_and(|t| t == *self.topology);
         let topology = if shipped { name.to_string() } else { self.topology.source().to_string() };
         let schedule = self.schedule.spec(&self.topology);
+        let after = if self.after_heal.is_zero() {
+            String::new()
+        } else {
+            format!(" --after-heal {}ms", self.after_heal.as_millis())
+        };
         match &self.fencing {
-            None => format!("quorumlab suite {topology} --schedule '{schedule}' --seed {}", self.seed),
+            None => format!("quorumlab suite {topology} --schedule '{schedule}' --seed {}{after}", self.seed),
             Some(f) => {
                 let bugs = f.bugs.names();
                 let bugs = if bugs.is_empty() { String::new() } else { format!(" --bugs {}", bugs.join(",")) };
@@ -165,10 +174,16 @@ pub struct RunRecord {
     pub operations: usize,
     pub leader_changes: usize,
     pub highest_term: u64,
+    /// Every node's role over time.
+    #[serde(skip)]
+    pub roles: Vec<super::roles::RoleChange>,
     #[serde(skip)]
     pub trace: Vec<String>,
     #[serde(skip)]
     pub history: Option<quorumlab_check::History>,
+    /// Each history process's client datacenter (`dc1`, or `dc1/holder` for a lease holder).
+    #[serde(skip)]
+    pub tags: BTreeMap<u64, String>,
     /// What every lease holder did, in order.
     #[serde(skip)]
     pub holder_log: Vec<super::workload::HolderEvent>,
@@ -245,8 +260,8 @@ pub fn run(config: &RunConfig) -> RunRecord {
             Err(v) => Verdict::Fail(v.to_string()),
         },
     );
-    let availability =
-        availability::compare(&windows, &history, &rec.tags(), config.settle(), config.workload.op_timeout);
+    let tags = rec.tags();
+    let availability = availability::compare(&windows, &history, &tags, config.settle(), config.workload.op_timeout);
     let disagreements: Vec<String> = availability
         .iter()
         .filter(|(_, v)| !v.agree)
@@ -271,8 +286,10 @@ pub fn run(config: &RunConfig) -> RunRecord {
         operations: history.events.len() / 2,
         leader_changes: leaders.0.len(),
         highest_term: shared.metrics().values().map(|m| m.current_term).max().unwrap_or(0),
+        roles: shared.roles.changes(),
         trace: shared.trace.lines(),
         history: Some(history),
+        tags,
         holder_log: control.holder_log.lock().map(|l| l.clone()).unwrap_or_default(),
         fencing,
     }
@@ -341,11 +358,13 @@ fn drive(
     // 4. Liveness.
     nemesis.heal(c);
     close_window(windows, c.sim.elapsed());
-    control.set_phase(Phase::Liveness);
     let healed = c.sim.elapsed();
     let leader_deadline = healed + election_max * LIVENESS_ELECTIONS as u32;
     let mut one_leader: Option<Duration> = None;
     loop {
+        if control.phase() != Phase::Liveness && c.sim.elapsed() >= healed + config.after_heal {
+            control.set_phase(Phase::Liveness);
+        }
         if one_leader.is_none() && single_leader(c).is_some() {
             one_leader = Some(c.sim.elapsed());
         }

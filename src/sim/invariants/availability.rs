@@ -138,15 +138,21 @@ fn judge(predicted: Availability, seen: &Observed, too_short: bool) -> (bool, St
 }
 
 /// One completed or abandoned client operation.
-struct Op {
-    dc: String,
-    write: bool,
-    ok: bool,
-    invoked: Duration,
-    completed: Option<Duration>,
+#[derive(Clone, Debug)]
+pub struct Op {
+    /// The process's tag: its client datacenter (`dc1`), or `dc1/holder` for a lease holder.
+    pub dc: String,
+    /// Anything but a read.
+    pub write: bool,
+    /// Answered: acknowledged, or a compare that failed (the cluster answered either way).
+    pub ok: bool,
+    pub invoked: Duration,
+    /// `None`: the outcome is unknown (the client gave up waiting).
+    pub completed: Option<Duration>,
 }
 
-fn operations(history: &History, tags: &BTreeMap<u64, String>) -> Vec<Op> {
+/// Every operation of the tagged processes, in the order they completed.
+pub fn operations(history: &History, tags: &BTreeMap<u64, String>) -> Vec<Op> {
     let mut open: BTreeMap<u64, (bool, Duration)> = BTreeMap::new();
     let mut ops = Vec::new();
     let at = |ns: Option<u64>| Duration::from_nanos(ns.unwrap_or(0));
