@@ -19,3 +19,4 @@ pub mod sim;
 pub mod store;
 pub mod suite;
 pub mod types;
+pub mod whatif;

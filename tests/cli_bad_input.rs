@@ -212,3 +212,21 @@ fn fencing_commands_refuse_bad_input_and_say_what_is_allowed() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("lying-stonith"), "{}", stderr(&o));
 }
+
+#[test]
+fn whatif_names_what_is_allowed() {
+    let o = run(&["whatif", "etcd-2-2-1", "--scenario", "cut:dc1:dc9"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cut:dc1:dc2") && stderr(&o).contains("all"), "lists the scenarios: {}", stderr(&o));
+    let o = run(&["whatif", "no-such-topology"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("etcd-2-2-1"), "lists the shipped topologies: {}", stderr(&o));
+    let o = run(&["whatif", "etcd-2-2-1", "--seeds", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = run(&["whatif", "etcd-2-2-1", "--format", "pdf"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("html"), "{}", stderr(&o));
+    let o = run(&["whatif", "--compare", "etcd-3-2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_no_panic(&o);
+}

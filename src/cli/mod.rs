@@ -7,6 +7,7 @@ mod lease;
 mod node;
 mod suite;
 mod txn;
+mod whatif;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -41,6 +42,7 @@ enum Command {
     Suite(suite::SuiteArgs),
     /// The failover supervisor: fence strategies against the faults that split a primary from its quorum.
     Fencing(fencing::FencingArgs),
+    Whatif(whatif::WhatifArgs),
 }
 
 /// Where every command that talks to a cluster looks when neither `--endpoints` nor
@@ -62,7 +64,7 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Suite(_) | Command::Fencing(_) => crate::sim::trace::init_suite_tracing(),
+        Command::Suite(_) | Command::Fencing(_) | Command::Whatif(_) => crate::sim::trace::init_suite_tracing(),
         _ => crate::sim::trace::init_cli_tracing(),
     }
     let code = match cli.command {
@@ -74,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::Lease(cmd) => with_runtime(lease::run(cmd)),
         Command::Suite(args) => suite::run(args),
         Command::Fencing(args) => fencing::run(args),
+        Command::Whatif(args) => whatif::run(args),
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,154 @@
+//! `quorumlab whatif`'s reading of a run, and its HTML report as a person sees it: the timeline of the classic
+//! 2/2/1 cut (dc1–dc2 cut, dc3 sees both sides) must show the leader staying in place, dc1's clients writing and
+//! dc2's stranded; a prediction the cluster contradicts must fail the report; and the page, rendered by headless
+//! Chromium, must not be blank.
+
+use std::sync::{Arc, OnceLock};
+
+use quorumlab::suite;
+use quorumlab::whatif::{self, html, Outcome, Report, Row};
+use quorumlab_quorum::RaftVariant;
+
+fn topology() -> Arc<quorumlab_quorum::Topology> {
+    Arc::new(quorumlab_quorum::shipped::load("etcd-2-2-1").expect("shipped"))
+}
+
+fn run(spec: &str, variant: RaftVariant) -> Report {
+    let t = topology();
+    let faults = whatif::scenarios(&t, &[spec.to_string()]).expect("a scenario");
+    let mut cases = whatif::cases(&t, &faults, &[1]).expect("cases");
+    for case in &mut cases {
+        case.config.variant = variant;
+    }
+    let records = suite::run_all(&cases, 1, |_, _| {});
+    let rows: Vec<Row> = cases.iter().zip(&records).map(|(c, r)| whatif::analyze(&c.config, r)).collect();
+    Report::new(&t, &[1], rows)
+}
+
+/// The cut, run once for every test here.
+fn cut() -> &'static Report {
+    static CUT: OnceLock<Report> = OnceLock::new();
+    CUT.get_or_init(|| run("cut:dc1:dc2", RaftVariant::QUORUMLAB_NODE))
+}
+
+#[test]
+fn a_cut_dc1_dc2_keeps_the_leader_and_dc1_writing_and_strands_dc2() {
+    let row = &cut().rows[0];
+    assert!(row.passed && row.agree == Some(true), "{:#?}", row.verdicts);
+    let dc = |name: &str| row.dcs.iter().find(|d| d.dc == name).expect("a client datacenter");
+    let (dc1, dc2) = (dc("dc1"), dc("dc2"));
+    assert!(dc1.share().is_some_and(|s| s >= 80) && dc1.acked > 20, "dc1 keeps writing: {dc1:?}");
+    assert!(dc2.writes > 0 && dc2.acked == 0, "dc2 is stranded: {dc2:?}");
+    let leader = row.leader_before.clone().expect("a leader when the cut starts");
+    assert!(leader.starts_with("dc1-"), "the setup client in dc1 elects a dc1 leader: {leader}");
+    assert_eq!(row.leader_at_heal.as_deref(), Some(leader.as_str()), "the leader stays put through the cut");
+    assert!(row.stall_during_ms < 2000, "writes never stop for long: {} ms", row.stall_during_ms);
+    assert!(row.lesson.contains("dc3") && row.lesson.contains("dc2"), "{}", row.lesson);
+
+    // The timeline carries it: the leader's lane leads across the whole fault, dc1's clients are acknowledged
+    // inside it, dc2's never after the settle time, and the heal's election is marked.
+    let t = &row.timeline;
+    let lane = t.nodes.iter().find(|n| n.host == leader).expect("the leader's lane");
+    let at_start = lane.changes.iter().rev().find(|c| c.0 <= 0).expect("a role before the fault");
+    assert_eq!(at_start.1, quorumlab::sim::roles::Role::Leader);
+    assert!(lane.changes.iter().all(|c| c.0 <= 0 || c.0 >= t.fault_end), "no change while the cut lasts");
+    let ops = |dc: &str| &t.clients.iter().find(|(d, _)| d == dc).expect("a client lane").1;
+    let ok_inside = |dc: &str, from: i64| {
+        ops(dc).iter().filter(|(at, o)| *o == Outcome::Ok && *at >= from && *at < t.fault_end).count()
+    };
+    assert!(ok_inside("dc1", 0) > 20);
+    assert_eq!(ok_inside("dc2", 2000), 0);
+    assert!(t.elections.iter().any(|e| e.0 >= t.fault_end), "the heal forces an election: {:?}", t.elections);
+
+    let svg = html::timeline_svg(t);
+    assert_eq!(svg.matches("class=\"lane node\"").count(), 5);
+    assert_eq!(svg.matches("class=\"lane client\"").count(), 2);
+    assert_eq!(svg.matches("class=\"fault-window\"").count(), 1);
+    assert!(svg.contains("fault: cut dc1–dc2"));
+    assert!(svg.contains(&format!("data-host=\"{leader}\"")));
+    for colour in [html::LEADER, html::FOLLOWER, html::CANDIDATE, html::OK, html::FAULT] {
+        assert!(svg.contains(colour), "{colour} is drawn");
+    }
+}
+
+#[test]
+fn a_prediction_the_cluster_contradicts_fails_the_report() {
+    // Plain Raft's prediction: dc2's campaigns would unseat the leader. The lease-keeping node never lets them.
+    let report = run("cut:dc1:dc2", RaftVariant::Plain);
+    assert_eq!(report.rows[0].agree, Some(false));
+    assert_eq!(report.failures().count(), 1);
+    assert!(whatif::render::text(&report).contains("DISAGREE"));
+    assert!(whatif::render::text(&report).contains("replay: quorumlab suite etcd-2-2-1 --schedule"));
+}
+
+#[test]
+fn the_page_is_self_contained() {
+    let page = html::page(std::slice::from_ref(cut()), None);
+    assert!(page.starts_with("<!doctype html>") && page.trim_end().ends_with("</html>"));
+    assert!(
+        !page.contains("<script") && !page.contains("src=") && !page.contains("href=") && !page.contains("@import")
+    );
+    assert_eq!(page.matches("<svg").count(), 1);
+}
+
+/// Where Debian's Chromium (or another) is installed; `QUORUMLAB_CHROMIUM` names one explicitly.
+fn chromium() -> Option<std::path::PathBuf> {
+    if let Ok(p) = std::env::var("QUORUMLAB_CHROMIUM") {
+        return Some(p.into());
+    }
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
+#[test]
+fn chromium_renders_the_report_with_its_lanes_and_ticks() {
+    let Some(browser) = chromium() else {
+        eprintln!("SKIPPED: no Chromium on PATH (apt-get install chromium; .ci/run installs it)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let page = dir.path().join("whatif.html");
+    let shot = dir.path().join("whatif.png");
+    std::fs::write(&page, html::page(std::slice::from_ref(cut()), None)).expect("write the page");
+    let profile = dir.path().join("profile");
+    let out = std::process::Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--window-size=1100,1100",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("start Chromium");
+    assert!(shot.is_file(), "Chromium wrote no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).expect("open")));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    let channels = info.color_type.samples();
+    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(channels).collect();
+    let rgb = |hex: &str| {
+        let v = u32::from_str_radix(hex.trim_start_matches('#'), 16).expect("a colour");
+        [(v >> 16) as u8, (v >> 8) as u8, v as u8]
+    };
+    let count = |hex: &str| pixels.iter().filter(|p| p[..3] == rgb(hex)).count();
+    let not_white = pixels.iter().filter(|p| p[..3] != [255, 255, 255]).count();
+    assert!(not_white * 100 > pixels.len() * 3, "the screenshot is blank: {not_white} of {} pixels", pixels.len());
+    // Before the fault window (drawn unshaded) the leader's lane is solid leader blue, the followers' lanes
+    // follower blue; dc1's acknowledged operations are green ticks.
+    assert!(count(html::LEADER) > 200, "leader lane: {} pixels", count(html::LEADER));
+    assert!(count(html::FOLLOWER) > 200, "follower lanes: {} pixels", count(html::FOLLOWER));
+    assert!(count(html::OK) > 50, "ok ticks: {} pixels", count(html::OK));
+}
