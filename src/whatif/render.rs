@@ -170,7 +170,7 @@ fn heading(report: &Report) -> String {
 pub const LEGEND: &str =
     "Per client datacenter: the share of the writes it invoked during the fault that were acknowledged \
 before the heal, of how many, then p50/p99 write latency in ms. No working leader: the longest stretch of the fault \
-(or of the 5 s after the heal) in which no client's write was acknowledged.";
+(or of the 5 s after the heal) in which no client's operation was answered.";
 
 pub fn text(report: &Report) -> String {
     let mut out = format!("{}\n{LEGEND}\n\n", heading(report));
