@@ -152,3 +152,21 @@ fn chromium_renders_the_report_with_its_lanes_and_ticks() {
     assert!(count(html::FOLLOWER) > 200, "follower lanes: {} pixels", count(html::FOLLOWER));
     assert!(count(html::OK) > 50, "ok ticks: {} pixels", count(html::OK));
 }
+
+#[test]
+fn the_replay_command_replays_the_same_run() {
+    // The replay is a `quorumlab suite` command: its schedule and --after-heal must give the identical trace.
+    let t = topology();
+    let row = &cut().rows[0];
+    let schedule = row.replay.split('\'').nth(1).expect("a quoted schedule in the replay command");
+    assert!(row.replay.ends_with("--seed 1 --after-heal 5000ms"), "{}", row.replay);
+    let mut cases = suite::matrix(std::slice::from_ref(&t), Some(schedule), &[], &[1]).expect("the schedule parses");
+    cases[0].config.after_heal = whatif::AFTER_HEAL;
+    let faults = whatif::scenarios(&t, &["cut:dc1:dc2".into()]).expect("a scenario");
+    let original = whatif::cases(&t, &faults, &[1]).expect("cases");
+    let digests: Vec<u64> = suite::run_all(&[original[0].clone(), cases[0].clone()], 1, |_, _| {})
+        .iter()
+        .map(|r| r.trace_digest)
+        .collect();
+    assert_eq!(digests[0], digests[1]);
+}
