@@ -164,9 +164,7 @@ fn the_replay_command_replays_the_same_run() {
     cases[0].config.after_heal = whatif::AFTER_HEAL;
     let faults = whatif::scenarios(&t, &["cut:dc1:dc2".into()]).expect("a scenario");
     let original = whatif::cases(&t, &faults, &[1]).expect("cases");
-    let digests: Vec<u64> = suite::run_all(&[original[0].clone(), cases[0].clone()], 1, |_, _| {})
-        .iter()
-        .map(|r| r.trace_digest)
-        .collect();
+    let digests: Vec<u64> =
+        suite::run_all(&[original[0].clone(), cases[0].clone()], 1, |_, _| {}).iter().map(|r| r.trace_digest).collect();
     assert_eq!(digests[0], digests[1]);
 }

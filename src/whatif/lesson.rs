@@ -184,6 +184,21 @@ pub fn lesson(
              {new}: writes stopped for {took}, the price of losing a leader.{lost_note}{tail}"
         );
     }
+    // Stranded clients with no way to a majority, beside a datacenter that is a majority on its own.
+    if !stranded.is_empty() && stranded.iter().all(|dc| !network_allows(dc)) {
+        if let Some(big) = writing.iter().find(|dc| topology.voters_in_dc(dc) >= majority) {
+            let k = topology.voters_in_dc(big);
+            let m = voters(&stranded);
+            return format!(
+                "{big} holds {k} of {n} voters, a majority on its own, so it keeps writing whatever happens to the \
+                 rest; {} {} {m} and the fault leaves no way to a majority from there: {} clients wait for the \
+                 heal.{heal_note}",
+                stranded.join(" and "),
+                if stranded.len() == 1 { "holds" } else { "hold" },
+                if stranded.len() == 1 { "its" } else { "their" }
+            );
+        }
+    }
     // Otherwise: what was seen, and the oracle's account of it.
     let seen = match (writing.is_empty(), stranded.is_empty()) {
         (false, true) => format!("{} kept writing", writing.join(", ")),
