@@ -172,7 +172,11 @@ pub fn text(report: &Report) -> String {
             unprovoked.join(", ")
         );
     }
-    let _ = writeln!(out, "\nReproduce: {}", report.config.command());
+    out.push_str(
+        "\nWhy these are not the paper's numbers (openraft's leader lease, candidates ordered by node id, timers that \
+         tick every 3/2 heartbeats): docs/election-timeouts.md\n",
+    );
+    let _ = writeln!(out, "Reproduce: {}", report.config.command());
     out
 }
 
@@ -349,21 +353,25 @@ fn decade_below(v: u64) -> u64 {
     d
 }
 
-/// One panel of the figure: its title, its x axis and its ranges.
+/// One panel of the figure: its title, its x axis and its ranges, each with its place in the report (which picks
+/// its colour, so a range has the same colour in both panels).
 pub struct Panel<'a> {
     pub title: &'static str,
     pub scale: Scale,
-    pub ranges: Vec<&'a RangeResult>,
+    pub ranges: Vec<(usize, &'a RangeResult)>,
 }
 
 /// The paper's two panels for the ranges of `report` ([`TimeoutRange::panels`]), leaving out an empty one: the
 /// top on a log axis from 100 ms (or the decade below the shortest time) to the decade above the cap, the bottom
 /// on a linear axis from 0 to 600 ms (as the paper) or further if a measured time is longer.
 pub fn panels(report: &Report) -> Vec<Panel<'_>> {
-    let top: Vec<&RangeResult> = report.ranges.iter().filter(|r| r.range.panels().0).collect();
-    let bottom: Vec<&RangeResult> = report.ranges.iter().filter(|r| r.range.panels().1).collect();
-    let shortest = |rs: &[&RangeResult]| rs.iter().filter_map(|r| r.distribution().min()).min();
-    let longest = |rs: &[&RangeResult]| rs.iter().filter_map(|r| r.distribution().measured().last().copied()).max();
+    let top: Vec<(usize, &RangeResult)> =
+        report.ranges.iter().enumerate().filter(|(_, r)| r.range.panels().0).collect();
+    let bottom: Vec<(usize, &RangeResult)> =
+        report.ranges.iter().enumerate().filter(|(_, r)| r.range.panels().1).collect();
+    let shortest = |rs: &[(usize, &RangeResult)]| rs.iter().filter_map(|(_, r)| r.distribution().min()).min();
+    let longest =
+        |rs: &[(usize, &RangeResult)]| rs.iter().filter_map(|(_, r)| r.distribution().measured().last().copied()).max();
     let mut out = Vec::new();
     if !top.is_empty() {
         let lo = decade_below(shortest(&top).unwrap_or(100).min(100));
@@ -439,8 +447,8 @@ pub fn svg(panel: &Panel<'_>, cap_ms: u64) -> String {
         if matches!(panel.scale, Scale::Log { .. }) { ", log scale" } else { "" },
         TOP + ph / 2.0
     );
-    for (i, r) in panel.ranges.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+    for (i, (place, r)) in panel.ranges.iter().enumerate() {
+        let color = COLORS[place % COLORS.len()];
         let d: Distribution = r.distribution();
         let mut path = format!("M{:.1} {:.1}", x(panel.scale.start() as f64), y(0.0));
         for (ms, pct) in d.steps() {
@@ -480,7 +488,7 @@ pub fn html(report: &Report) -> String {
          svg .minor{stroke:#eee;stroke-width:1}svg .frame{fill:none;stroke:#444}\
          svg .cdf{fill:none;stroke-width:2}svg .key{stroke-width:3}\
          table{border-collapse:collapse;margin-top:1em}td,th{border:1px solid #999;padding:3px 8px;font-size:13px;\
-         text-align:right}td:first-child,th:first-child,td:last-child{text-align:left}\
+         text-align:right}td:first-child,th:first-child,td:last-child,th:last-child{text-align:left}\
          </style></head><body><h1>Election timeouts: the Raft paper's Figure 16, in simulation</h1>",
     );
     for line in setup_lines(report) {
@@ -515,7 +523,7 @@ pub fn html(report: &Report) -> String {
             esc(paper_says(r.range).unwrap_or("")),
         );
     }
-    let _ = write!(out, "</table><p>Reproduce: <code>{}</code></p></body></html>\n", esc(&report.config.command()));
+    let _ = writeln!(out, "</table><p>Reproduce: <code>{}</code></p></body></html>", esc(&report.config.command()));
     out
 }
 
@@ -622,7 +630,7 @@ mod tests {
         let r = sample();
         let ps = panels(&r);
         assert_eq!(ps.len(), 2);
-        let labels = |p: &Panel| p.ranges.iter().map(|r| r.range.to_string()).collect::<Vec<_>>();
+        let labels = |p: &Panel| p.ranges.iter().map(|(_, r)| r.range.to_string()).collect::<Vec<_>>();
         assert_eq!(labels(&ps[0]), ["150-150", "150-155", "150-300"]);
         assert_eq!(labels(&ps[1]), ["150-300", "12-24"], "150–300 is in both panels, as in the paper");
         assert_eq!(ps[0].scale, Scale::Log { lo: 100, hi: 10000 });
@@ -632,7 +640,14 @@ mod tests {
             assert_eq!(svg.matches("<path class=\"cdf\"").count(), p.ranges.len(), "{svg}");
             assert_eq!(svg.matches("<svg").count(), 1);
         }
-        let top = svg(&ps[0], 10_000);
+        let (top, bottom) = (svg(&ps[0], 10_000), svg(&ps[1], 10_000));
+        let color_of = |svg: &str| {
+            svg.split("<title>150–300 ms</title>")
+                .next()
+                .and_then(|s| s.rsplit("stroke=\"").next())
+                .map(|s| s[..7].to_string())
+        };
+        assert_eq!(color_of(&top), color_of(&bottom), "150–300 has one colour in both panels");
         assert!(top.contains("3 &gt; 10000 ms"), "the legend says how many trials hit the cap");
         assert!(top.contains(">1000</text>") && top.contains(">10000</text>"), "decade ticks");
     }
@@ -640,7 +655,7 @@ mod tests {
     #[test]
     fn a_cdf_path_steps_up_at_each_time_and_ends_at_its_share() {
         let r = result(100, 200, &[Some(100), Some(300), None, Some(300)]);
-        let p = Panel { title: "t", scale: Scale::Linear { hi: 600 }, ranges: vec![&r] };
+        let p = Panel { title: "t", scale: Scale::Linear { hi: 600 }, ranges: vec![(0, &r)] };
         let svg = svg(&p, 10_000);
         let d = svg.split("<path class=\"cdf\" d=\"").nth(1).and_then(|s| s.split('"').next()).expect("a path");
         // Plot: x 60..550 (490 px for 600 ms), y 330 (0 %) .. 15 (100 %).
