@@ -22,8 +22,8 @@
 //! crash time drawn uniformly over one such period falls at a uniformly random phase of the heartbeats.
 //!
 //! Every random choice comes from the run's seed: each range gets its own ChaCha8 stream, keyed by the seed and the
-//! range, which draws the simulation's seed, the start moments, and then the crash and restart moments. A range's results so do not depend on
-//! which other ranges run, in which order, or on how many threads.
+//! range, which draws the simulation's seed, the start moments, and then the crash and restart moments. A range's
+//! results so do not depend on which other ranges run, in which order, or on how many threads.
 //!
 //! The statistics ([`stats`]) and the output formats ([`render`]) are pure functions of the trials.
 //!
