@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod db;
+pub mod experiment;
 pub mod lease;
 pub mod local;
 pub mod net;

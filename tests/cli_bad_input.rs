@@ -230,3 +230,20 @@ fn whatif_names_what_is_allowed() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert_no_panic(&o);
 }
+
+#[test]
+fn experiment_refuses_bad_ranges_and_says_what_is_allowed() {
+    for (args, says) in [
+        (vec!["experiment", "election-timeouts", "--ranges", "200-100"], "the minimum must be ≤ the maximum"),
+        (vec!["experiment", "election-timeouts", "--ranges", "0-10"], "at least 2 ms"),
+        (vec!["experiment", "election-timeouts", "--ranges", "150-300,fast"], "MIN-MAX"),
+        (vec!["experiment", "election-timeouts", "--trials", "0"], "from 1 to"),
+        (vec!["experiment", "election-timeouts", "--cap", "0s"], "from 1ms to 10m"),
+        (vec!["experiment", "election-timeouts", "--format", "csv"], "html"),
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?} should say {says:?}: {}", stderr(&o));
+        assert_no_panic(&o);
+    }
+}

@@ -1,6 +1,7 @@
 //! The `quorumlab` command line. Exit codes: 0 success, 1 operation failed, 2 usage error.
 
 mod cluster;
+mod experiment;
 mod fencing;
 mod kv;
 mod lease;
@@ -43,6 +44,8 @@ enum Command {
     /// The failover supervisor: fence strategies against the faults that split a primary from its quorum.
     Fencing(fencing::FencingArgs),
     Whatif(whatif::WhatifArgs),
+    /// Reproduce published measurements in the simulator (the Raft paper's Figure 16: election timeouts).
+    Experiment(experiment::ExperimentArgs),
 }
 
 /// Where every command that talks to a cluster looks when neither `--endpoints` nor
@@ -64,7 +67,9 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Suite(_) | Command::Fencing(_) | Command::Whatif(_) => crate::sim::trace::init_suite_tracing(),
+        Command::Suite(_) | Command::Fencing(_) | Command::Whatif(_) | Command::Experiment(_) => {
+            crate::sim::trace::init_suite_tracing()
+        }
         _ => crate::sim::trace::init_cli_tracing(),
     }
     let code = match cli.command {
@@ -77,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Suite(args) => suite::run(args),
         Command::Fencing(args) => fencing::run(args),
         Command::Whatif(args) => whatif::run(args),
+        Command::Experiment(args) => experiment::run(args),
     };
     ExitCode::from(code)
 }

@@ -71,6 +71,10 @@ pub struct Invariants {
     lease_expiry: LeaseExpiry,
     lease_takeover: LeaseTakeover,
     campaigns: Campaigns,
+    /// Every election, in the order observed: (term, the node elected, simulated time).
+    elections: Vec<(u64, NodeId, std::time::Duration)>,
+    /// Every candidacy, in the order observed: (term, the candidate), from the candidate's vote for itself.
+    candidacies: Vec<(u64, NodeId)>,
     /// The first violation found; checking stops there.
     violation: Option<Violation>,
     /// Observations checked so far.
@@ -124,6 +128,19 @@ impl Invariants {
         &self.leaders
     }
 
+    /// Every election observed so far, in order: (term, the node elected, the simulated time it saved its own
+    /// committed vote, i.e. learned that a majority voted for it). openraft 0.9 may elect several nodes in one term,
+    /// each with a higher node id than the last (see [`election_safety`]).
+    pub fn elections(&self) -> &[(u64, NodeId, std::time::Duration)] {
+        &self.elections
+    }
+
+    /// Every candidacy observed so far, in order: (term, the candidate), seen when a node saved an uncommitted
+    /// vote for itself (it became a candidate).
+    pub fn candidacies(&self) -> &[(u64, NodeId)] {
+        &self.candidacies
+    }
+
     /// What node `id`'s storage holds, as its events describe it.
     pub fn node(&self, id: NodeId) -> Option<&NodeLog> {
         self.nodes.get(&id)
@@ -154,7 +171,8 @@ impl Invariants {
                 }
                 Ok(())
             }
-            Observed::Elected { term, at, .. } => {
+            Observed::Elected { term, node, at } => {
+                self.elections.push((term, node, at));
                 self.lease_takeover.on_elected(term, at);
                 Ok(())
             }
@@ -186,6 +204,9 @@ impl Invariants {
             StoreChange::VoteSaved { term, voted_for, committed } => {
                 election_safety::check_vote_moves_forward(node, log.vote, (term, voted_for, committed))?;
                 log.vote = Some((term, voted_for, committed));
+                if voted_for == node && !committed {
+                    self.candidacies.push((term, node));
+                }
                 if committed {
                     self.leaders.observe(term, voted_for);
                     if voted_for == node {
