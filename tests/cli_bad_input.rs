@@ -247,3 +247,29 @@ fn experiment_refuses_bad_ranges_and_says_what_is_allowed() {
         assert_no_panic(&o);
     }
 }
+
+#[test]
+fn whatif_refuses_what_it_cannot_run_before_running_anything() {
+    let o = run(&["whatif", "etcd-2-2-1", "--seeds", "18446744073709551615"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("from 1 to"), "{}", stderr(&o));
+    assert_no_panic(&o);
+    let o = run(&["whatif", "etcd-2-2-1", "--scenario", "all,isolate:leadr"]);
+    assert_eq!(o.status.code(), Some(2), "a typo beside `all` is not ignored: {}", stderr(&o));
+    let o = run(&["whatif", "--compare", "etcd-3-2", "etcd-2-2-1", "--scenario", "cut:dc1:dc3,isolate:leadr"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = run(&["whatif", "etcd-3", "--scenario", "isolate:leader", "--out", "/nonexistent-dir/report.html"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/nonexistent-dir/report.html"), "{}", stderr(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("no-clients.toml");
+    std::fs::write(
+        &file,
+        "name = \"no-clients\"\ndescription = \"voters, no clients\"\n\n[[datacenter]]\nname = \"dc1\"\nvoters = 3\n",
+    )
+    .unwrap();
+    let o = run(&["whatif", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("clients = true"), "{}", stderr(&o));
+    assert_no_panic(&o);
+}

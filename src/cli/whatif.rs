@@ -43,6 +43,9 @@ pub struct WhatifArgs {
     out: Option<PathBuf>,
 }
 
+/// More seeds than anyone reads, and fewer than would exhaust memory.
+const MAX_SEEDS: u64 = 10_000;
+
 pub fn run(args: WhatifArgs) -> u8 {
     let names = args.compare.clone().unwrap_or_else(|| args.topologies.clone());
     let mut topologies: Vec<Arc<Topology>> = Vec::new();
@@ -55,25 +58,57 @@ pub fn run(args: WhatifArgs) -> u8 {
             }
         }
     }
+    if let Some(t) = topologies.iter().find(|t| t.client_dcs().is_empty()) {
+        eprintln!(
+            "error: {} has no datacenter with clients = true: whatif measures what clients see, so at least one is needed",
+            t.name()
+        );
+        return EXIT_USAGE;
+    }
     let seeds: Vec<u64> = match args.seed {
         Some(seed) => vec![seed],
-        None if args.seeds == 0 => {
-            eprintln!("error: --seeds must be at least 1");
+        None if args.seeds == 0 || args.seeds > MAX_SEEDS => {
+            eprintln!("error: --seeds must be from 1 to {MAX_SEEDS}");
             return EXIT_USAGE;
         }
         None => (1..=args.seeds).collect(),
     };
+    // Fail on an unwritable --out now, not after every simulation has run.
+    if let Some(path) = &args.out {
+        if let Err(e) = std::fs::File::create(path) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return EXIT_USAGE;
+        }
+    }
+    // Every name must be a scenario of at least one topology (with --compare, a third datacenter's scenario
+    // exists on one placement only, and is simply not run on the other).
+    let mut wanted: Vec<String> = Vec::new();
+    for name in &args.scenario {
+        if !wanted.contains(name) {
+            wanted.push(name.clone());
+        }
+    }
+    {
+        for name in wanted.iter().filter(|w| *w != "all") {
+            if topologies.iter().all(|t| whatif::scenarios(t, std::slice::from_ref(name)).is_err()) {
+                let errors: Vec<String> =
+                    topologies.iter().filter_map(|t| whatif::scenarios(t, std::slice::from_ref(name)).err()).collect();
+                eprintln!("error: {}", errors.join("\nerror: "));
+                return EXIT_USAGE;
+            }
+        }
+    }
     // With --compare, a scenario one placement lacks (a third datacenter's) is simply not run there.
     let mut cases = Vec::new();
     let mut owners = Vec::new();
     for (i, t) in topologies.iter().enumerate() {
-        let faults = match whatif::scenarios(t, &args.scenario) {
+        let mine: Vec<String> =
+            wanted.iter().filter(|w| whatif::scenarios(t, std::slice::from_ref(w)).is_ok()).cloned().collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let faults = match whatif::scenarios(t, &mine) {
             Ok(f) => f,
-            Err(_) if args.compare.is_some() => whatif::scenarios(t, &[])
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|f| args.scenario.contains(&f.spec(t)))
-                .collect(),
             Err(e) => {
                 eprintln!("error: {e}");
                 return EXIT_USAGE;
@@ -133,7 +168,7 @@ pub fn run(args: WhatifArgs) -> u8 {
         Some(path) => {
             if let Err(e) = std::fs::write(path, &output) {
                 eprintln!("error: cannot write {}: {e}", path.display());
-                return EXIT_FAILED;
+                return EXIT_USAGE;
             }
             eprintln!("wrote {}", path.display());
         }

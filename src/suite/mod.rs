@@ -85,7 +85,8 @@ pub fn run_all(cases: &[Case], jobs: usize, done: impl Fn(&Case, &RunRecord) + S
     let next = AtomicUsize::new(0);
     let records: Mutex<Vec<Option<RunRecord>>> = Mutex::new(vec![None; cases.len()]);
     std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
+        // More threads than cases would only idle (and a huge --jobs would fail to start them).
+        for _ in 0..jobs.clamp(1, cases.len().max(1)) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(case) = cases.get(i) else { return };

@@ -73,6 +73,7 @@ fn legend() -> String {
         (LEADER, "leader"),
         (FOLLOWER, "follower"),
         (CANDIDATE, "candidate"),
+        (LEARNER, "learner"),
         (DOWN, "down"),
         (FAULT, "fault window"),
         (OK, "operation ok"),
@@ -107,17 +108,26 @@ pub fn page(reports: &[Report], compare: Option<&Table>) -> String {
             "<h2>{}: {}</h2>\n<p>{}</p>",
             escape(&report.topology),
             escape(&report.description),
-            escape(render::LEGEND)
+            escape(&render::legend())
         );
         out.push_str(&table_html(&render::summary_table(report)));
         out.push_str("<p>Write latency p50/p99 in ms, before | during | after the fault:</p>\n");
         out.push_str(&table_html(&render::latency_table(report)));
         out.push_str(&legend());
+        let failures = render::failures(report);
+        if !failures.is_empty() {
+            let _ = writeln!(out, "<h3>Failures</h3>\n<pre>{}</pre>", escape(failures.trim()));
+        }
+        // One timeline per scenario: its first failing seed if one failed, else its first seed.
         let mut drawn = BTreeMap::new();
         for row in &report.rows {
-            if drawn.insert(row.spec.clone(), ()).is_none() {
-                out.push_str(&section(row));
+            if drawn.contains_key(&row.spec) {
+                continue;
             }
+            let same = report.rows.iter().filter(|r| r.spec == row.spec);
+            let failing = same.clone().find(|r| !r.passed || r.agree == Some(false));
+            drawn.insert(row.spec.clone(), ());
+            out.push_str(&section(failing.unwrap_or(row)));
         }
     }
     out.push_str("</body></html>\n");

@@ -7,6 +7,7 @@ use quorumlab_quorum::{predict, FaultShape, Topology};
 
 use super::Row;
 use crate::sim::invariants::availability::Window;
+use crate::sim::roles::Role;
 use crate::sim::schedule::Fault;
 
 /// What `row`'s scenario teaches, in one sentence.
@@ -17,15 +18,15 @@ pub fn lesson(
     window: Option<&Window>,
     row: &Row,
 ) -> String {
-    if let Some((name, why)) = row.verdicts.iter().find(|(_, v)| v.starts_with("FAIL")) {
-        return format!("The run broke {name} ({}): replay it and read the trace.", why.trim_start_matches("FAIL: "));
-    }
     if let Some(dc) = row.dcs.iter().find(|d| d.agree == Some(false)) {
         return format!(
             "{} did not do what the quorum math predicted ({}): either the model or the node is wrong here.",
             dc.dc,
             dc.predicted.map_or("no prediction", |p| p.name())
         );
+    }
+    if let Some((name, why)) = row.verdicts.iter().find(|(_, v)| v.starts_with("FAIL")) {
+        return format!("The run broke {name} ({}): replay it and read the trace.", why.trim_start_matches("FAIL: "));
     }
     let writing: Vec<&str> =
         row.dcs.iter().filter(|d| d.share().is_some_and(|s| s >= 80)).map(|d| d.dc.as_str()).collect();
@@ -48,16 +49,32 @@ pub fn lesson(
     let during = row.timeline.elections.iter().filter(|e| e.0 >= 0 && e.0 < row.timeline.fault_end).count();
     let at_heal: Vec<u64> =
         row.timeline.elections.iter().filter(|e| e.0 >= row.timeline.fault_end).map(|e| e.2).collect();
+    // Terms at the heal: did voters cut off from the leader climb above it?
+    let term_at =
+        |lane: &super::NodeLane| lane.changes.iter().rev().find(|c| c.0 <= row.timeline.fault_end).map(|c| (c.1, c.2));
+    let leader_term = row.timeline.nodes.iter().filter_map(term_at).filter(|c| c.0 == Role::Leader).map(|c| c.1).max();
+    let climbed = row.timeline.nodes.iter().filter_map(term_at).any(|c| leader_term.is_some_and(|t| c.1 > t));
     let heal_note = match at_heal.last() {
-        Some(term) if during == 0 => format!(
+        Some(term) if during == 0 && climbed => format!(
             " The heal was not free: the higher terms that cut-off voters had climbed to reached the leader and \
              forced one more election (term {term}), and writes stalled for {}.",
             seconds(row.stall_after_heal_ms)
         ),
+        Some(term) if during == 0 => format!(" An election followed the heal (term {term})."),
         _ => String::new(),
     };
     // Nobody can lead: the whole cluster stops, reads included.
     if prediction.is_some_and(|p| p.leaders_after.is_empty()) && writing.is_empty() {
+        let connected = connectivity.as_ref().is_some_and(|c| !predict(topology, c).possible_leaders().is_empty());
+        if connected {
+            return format!(
+                "A majority of voters still hear each other, yet nobody writes: the old leader {} still sends \
+                 heartbeats to a voter that majority needs, and that voter refuses every vote while it hears them \
+                 (the one-way trap of the leader lease). Nobody reads either: a linearizable read needs a working \
+                 leader.",
+                before.as_deref().unwrap_or("")
+            );
+        }
         return format!(
             "No group of voters that still hear each other reaches a majority ({majority} of {n}), so nobody writes \
              and nobody reads: the cluster is unavailable, not read-only, because a linearizable read needs a \
@@ -74,9 +91,15 @@ pub fn lesson(
         } else {
             None
         };
-        if let (Some(other), false) = (other, bystanders.is_empty()) {
+        let k = voters(&bystanders);
+        // The bystanders decide only if neither side is a majority alone and either side is one with them.
+        let pivotal = other.is_some_and(|o| {
+            voters(&[ldc.as_str()]) < majority
+                && voters(&[ldc.as_str()]) + k >= majority
+                && voters(&[o.as_str()]) + k >= majority
+        });
+        if let (Some(other), true) = (other, pivotal) {
             let by = bystanders.join(" and ");
-            let k = voters(&bystanders);
             let plural = if k == 1 { "voter" } else { "voters" };
             let reachable = network_allows(other);
             if !moved && writing.contains(&ldc.as_str()) && stranded.contains(&other.as_str()) {
@@ -92,12 +115,12 @@ pub fn lesson(
             }
             if !moved && stranded.is_empty() && writing.len() == row.dcs.len() {
                 return format!(
-                    "The leader in {ldc} keeps its majority through {by}, and every client still reaches it: one cut \
-                     link costs nothing while a third datacenter sees both sides.{heal_note}"
+                    "The leader in {ldc} keeps its majority through {by}, and every client still reaches it: this \
+                     cut costs nothing because {by} sees both sides and the leader's side holds it.{heal_note}"
                 );
             }
         }
-        if other.is_none() && stranded.is_empty() && !moved {
+        if other.is_none() && stranded.is_empty() && writing.len() == row.dcs.len() && !moved {
             return format!(
                 "The leader sits in {ldc}, which still sees both {a} and {b}: cutting the link between them changes \
                  nothing for any client.{heal_note}"
@@ -111,7 +134,8 @@ pub fn lesson(
     };
     let lost = matches!(shape, Some(FaultShape::LoseDc { .. })) && !matches!(fault, Some(Fault::Crash { .. }));
     // The leader kept working through the fault.
-    if !moved && during == 0 && !writing.is_empty() && stranded.iter().all(|dc| taken.contains(dc)) {
+    if before.is_some() && !moved && during == 0 && !writing.is_empty() && stranded.iter().all(|dc| taken.contains(dc))
+    {
         let leader = before.as_deref().unwrap_or("?");
         let reach = before
             .as_deref()
@@ -143,9 +167,13 @@ pub fn lesson(
         return if either {
             format!(
                 "{dc}'s clients wrote nothing although the network lets them reach a majority; the math allowed \
-                 either outcome ({}), and in this run {} kept leading.",
+                 either outcome ({}), and in this run {}.",
                 lowercase_first(why.trim_end_matches('.')),
-                before.as_deref().unwrap_or("the leader")
+                match (&before, moved) {
+                    (Some(b), false) => format!("{b} kept leading"),
+                    (_, true) => format!("{} took over", row.leader_at_heal.as_deref().unwrap_or("another node")),
+                    (None, false) => "no leader served it".to_string(),
+                }
             )
         } else {
             format!(
@@ -156,6 +184,11 @@ pub fn lesson(
     }
     if moved && row.elections > 0 {
         let old = before.as_deref().unwrap_or("the leader");
+        // The old leader's first role after the fault ended.
+        let stepped_down_after_heal =
+            row.timeline.nodes.iter().filter(|n| Some(&n.host) == before.as_ref()).any(|n| {
+                n.changes.iter().find(|c| c.0 >= row.timeline.fault_end).is_some_and(|c| c.1 == Role::Follower)
+            });
         let new = row.leader_at_heal.as_deref().unwrap_or("another node");
         let what = match (fault, shape) {
             (Some(Fault::Crash { .. }), _) => "crashed".to_string(),
@@ -167,8 +200,10 @@ pub fn lesson(
         };
         let lost_note = if matches!(fault, Some(Fault::PowerLoss { .. })) {
             " Nothing acknowledged was lost: every acknowledged write was already on a majority's disks."
-        } else if matches!(fault, Some(Fault::Pause { .. })) {
+        } else if matches!(fault, Some(Fault::Pause { .. })) && stepped_down_after_heal {
             " A paused leader looks exactly like a dead one; when it woke it found a higher term and stepped down."
+        } else if matches!(fault, Some(Fault::Pause { .. })) {
+            " A paused leader looks exactly like a dead one."
         } else {
             ""
         };

@@ -215,11 +215,14 @@ pub fn analyze(config: &RunConfig, record: &RunRecord) -> Row {
     let verdict_for =
         |dc: &str| record.availability.iter().find(|(i, v)| *i == 0 && v.dc == dc).map(|(_, v)| (v.predicted, v.agree));
     let judged_until = end.saturating_sub(config.workload.op_timeout);
+    // Writes invoked in [from, to) and answered before `to`: the same rule as the share, so a stranded
+    // datacenter's late answers after the heal never show as latency "during" the fault.
     let phase = |ops: &[&Op], from: Duration, to: Duration| {
         Latency::of(
             ops.iter()
                 .filter(|o| o.write && o.ok && o.invoked >= from && o.invoked < to)
-                .filter_map(|o| o.completed.map(|c| (c - o.invoked).as_millis() as u64))
+                .filter(|o| o.completed.is_some_and(|c| c < to))
+                .filter_map(|o| o.completed.map(|c| c.saturating_sub(o.invoked).as_millis() as u64))
                 .collect(),
         )
     };
@@ -252,15 +255,18 @@ pub fn analyze(config: &RunConfig, record: &RunRecord) -> Row {
             .filter(|o| o.write && o.ok && o.invoked >= at)
             .filter_map(|o| o.completed)
             .min()
-            .map(|c| (c - at).as_millis() as u64)
+            .map(|c| c.saturating_sub(at).as_millis() as u64)
     };
     let first_ack_after_fault_ms = first_ack_after(start).filter(|&ms| start + Duration::from_millis(ms) < end);
     let first_ack_after_heal_ms = first_ack_after(end);
     // Any answered operation proves a working leader: reads are linearizable, so the leader confirmed a majority
     // for each. Counting reads too keeps the workload's mix (a run of reads between two writes) out of the stall.
     let acks: Vec<Duration> = ops.iter().filter(kv).filter(|o| o.ok).filter_map(|o| o.completed).collect();
+    // During the fault a stall is cut at the heal (what follows belongs to the heal). After the heal it runs on
+    // to the next answer, however late, so a leaderless stretch longer than the load after the heal is not cut.
     let stall_during_ms = longest_stall(&acks, start, end);
-    let stall_after_heal_ms = longest_stall(&acks, end, end + config.after_heal);
+    let next_ack = acks.iter().copied().filter(|&t| t >= end + config.after_heal).min();
+    let stall_after_heal_ms = longest_stall(&acks, end, next_ack.unwrap_or(end + config.after_heal).max(end));
     let host = |id: u64| topology.host(id).unwrap_or("?").to_string();
     let elections = elections(&record.roles).into_iter().filter(|c| c.at >= start).count();
     let agree = window.and_then(|w| w.prediction.as_ref()).map(|_| dcs.iter().all(|d| d.agree != Some(false)));
@@ -420,6 +426,7 @@ mod tests {
 
     #[test]
     fn the_longest_stall_counts_the_edges() {
+        // (After the heal, `analyze` passes the next answer's time as `to`, so a long stall is never cut.)
         let ms = Duration::from_millis;
         let acks = [ms(100), ms(150), ms(900), ms(2000)];
         assert_eq!(longest_stall(&acks, ms(0), ms(1000)), 750);

@@ -97,8 +97,16 @@ pub fn summary_table(report: &Report) -> Table {
     let mut header = vec!["scenario".to_string(), "seed".into()];
     header.extend(dcs.iter().cloned());
     header.extend(
-        ["no working leader (fault)", "(after heal)", "elections", "term", "checks", "predicted vs observed"]
-            .map(String::from),
+        [
+            "stall in fault",
+            "stall after heal",
+            "first write ok: fault | heal",
+            "elections",
+            "term",
+            "checks",
+            "predicted vs observed",
+        ]
+        .map(String::from),
     );
     let rows = report
         .rows
@@ -109,6 +117,11 @@ pub fn summary_table(report: &Report) -> Table {
             cells.extend([
                 seconds(r.stall_during_ms),
                 seconds(r.stall_after_heal_ms),
+                format!(
+                    "{} | {}",
+                    r.first_ack_after_fault_ms.map_or_else(|| "none".into(), seconds),
+                    r.first_ack_after_heal_ms.map_or_else(|| "none".into(), seconds)
+                ),
                 r.elections.to_string(),
                 r.highest_term.to_string(),
                 checks_cell(r),
@@ -157,7 +170,7 @@ pub fn lessons(report: &Report) -> Vec<(String, String)> {
 fn heading(report: &Report) -> String {
     let scenarios = lessons(report).len();
     let seeds = report.seeds.len();
-    let fault = report.rows.first().map_or(0, |r| r.fault_ms);
+    let fault = crate::suite::FAULT_DURATION.as_millis() as u64;
     format!(
         "whatif {}: {}\n{scenarios} scenarios × {seeds} seed{}, each fault held {} under load",
         report.topology,
@@ -167,13 +180,20 @@ fn heading(report: &Report) -> String {
     )
 }
 
-pub const LEGEND: &str =
-    "Per client datacenter: the share of the writes it invoked during the fault that were acknowledged \
-before the heal, of how many, then p50/p99 write latency in ms. No working leader: the longest stretch of the fault \
-(or of the 5 s after the heal) in which no client's operation was answered.";
+/// What the columns mean.
+pub fn legend() -> String {
+    format!(
+        "Per client datacenter: the share of the writes it invoked during the fault that were acknowledged before \
+         the heal, of how many, then p50/p99 write latency in ms. Stall: the longest stretch in which no client \
+         operation was answered (reads are linearizable, so an answer proves a leader with a majority): during the \
+         fault, and from the heal on ({} of load follow it). First write ok: from the fault (or the heal) to the \
+         first acknowledgement of a write invoked after it.",
+        seconds(super::AFTER_HEAL.as_millis() as u64)
+    )
+}
 
 pub fn text(report: &Report) -> String {
-    let mut out = format!("{}\n{LEGEND}\n\n", heading(report));
+    let mut out = format!("{}\n{}\n\n", heading(report), legend());
     out.push_str(&summary_table(report).text());
     out.push_str("\nWrite latency p50/p99 in ms, before | during | after the fault:\n\n");
     out.push_str(&latency_table(report).text());
@@ -186,7 +206,7 @@ pub fn text(report: &Report) -> String {
 }
 
 pub fn markdown(report: &Report) -> String {
-    let mut out = format!("## {}\n\n{LEGEND}\n\n", heading(report));
+    let mut out = format!("## {}\n\n{}\n\n", heading(report), legend());
     out.push_str(&summary_table(report).markdown());
     out.push_str("\nWrite latency p50/p99 in ms, before | during | after the fault:\n\n");
     out.push_str(&latency_table(report).markdown());
@@ -218,8 +238,12 @@ pub fn failures(report: &Report) -> String {
 pub fn compare_table(a: &Report, b: &Report) -> Table {
     let mut specs: Vec<(String, String)> = Vec::new();
     for r in a.rows.iter().chain(&b.rows) {
-        if !specs.iter().any(|(s, _)| s == &r.spec) {
-            specs.push((r.spec.clone(), r.scenario.split(',').next().unwrap_or(&r.scenario).to_string()));
+        let label = r.scenario.split(',').next().unwrap_or(&r.scenario).to_string();
+        match specs.iter_mut().find(|(s, _)| s == &r.spec) {
+            // The same fault may read differently on each placement ("bridge via dc1-n3" / "via dc2-n1").
+            Some((_, known)) if !known.split(" / ").any(|k| k == label) => known.push_str(&format!(" / {label}")),
+            Some(_) => {}
+            None => specs.push((r.spec.clone(), label)),
         }
     }
     let side = |report: &Report, spec: &str| -> [String; 3] {
@@ -253,10 +277,10 @@ pub fn compare_table(a: &Report, b: &Report) -> Table {
     let header = vec![
         "scenario".to_string(),
         format!("{}: writes acknowledged", a.topology),
-        format!("{}: no working leader", a.topology),
+        format!("{}: longest stall", a.topology),
         format!("{}: checks", a.topology),
         format!("{}: writes acknowledged", b.topology),
-        format!("{}: no working leader", b.topology),
+        format!("{}: longest stall", b.topology),
         format!("{}: checks", b.topology),
     ];
     let rows = specs
@@ -282,8 +306,11 @@ pub fn compare_text(a: &Report, b: &Report, markdown: bool) -> String {
     );
     let mut out =
         if markdown { format!("## {intro}\n\n{}", table.markdown()) } else { format!("{intro}\n\n{}", table.text()) };
-    out.push_str(&failures(a));
-    out.push_str(&failures(b));
+    // Then each placement's own report: latency, elections and lessons the side-by-side table leaves out.
+    for report in [a, b] {
+        out.push('\n');
+        out.push_str(&if markdown { self::markdown(report) } else { text(report) });
+    }
     out
 }
 
