@@ -104,6 +104,27 @@ fn with_runtime(f: impl std::future::Future<Output = u8>) -> u8 {
     }
 }
 
+/// More seeds than anyone reads, and fewer than would exhaust memory.
+pub(crate) const MAX_SEEDS: u64 = 10_000;
+
+/// Topology files or shipped names, resolved; the first that fails is the error (it names the file, line and
+/// field, or lists the shipped names).
+pub(crate) fn resolve_topologies(names: &[String]) -> Result<Vec<std::sync::Arc<quorumlab_quorum::Topology>>, String> {
+    names
+        .iter()
+        .map(|name| quorumlab_quorum::shipped::resolve(name).map(std::sync::Arc::new).map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// `--seed S` alone, or seeds 1..=N.
+pub(crate) fn seed_list(seed: Option<u64>, seeds: u64) -> Result<Vec<u64>, String> {
+    match seed {
+        Some(seed) => Ok(vec![seed]),
+        None if seeds == 0 || seeds > MAX_SEEDS => Err(format!("--seeds must be at least 1 and at most {MAX_SEEDS}")),
+        None => Ok((1..=seeds).collect()),
+    }
+}
+
 /// Parses `ID=HOST:PORT`.
 pub(crate) fn parse_peer(s: &str) -> Result<(u64, String), String> {
     let (id, addr) =

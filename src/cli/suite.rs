@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -62,23 +61,19 @@ pub fn run(args: SuiteArgs) -> u8 {
     } else {
         args.topologies.clone()
     };
-    let mut topologies = Vec::new();
-    for name in &names {
-        match quorumlab_quorum::shipped::resolve(name) {
-            Ok(t) => topologies.push(Arc::new(t)),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_USAGE;
-            }
-        }
-    }
-    let seeds: Vec<u64> = match args.seed {
-        Some(seed) => vec![seed],
-        None if args.seeds == 0 => {
-            eprintln!("error: --seeds must be at least 1");
+    let topologies = match super::resolve_topologies(&names) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
             return EXIT_USAGE;
         }
-        None => (1..=args.seeds).collect(),
+    };
+    let seeds = match super::seed_list(args.seed, args.seeds) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
     };
     let cases = match suite::matrix(&topologies, args.schedule.as_deref(), &args.faults, &seeds) {
         Ok(c) => c,

@@ -1,11 +1,9 @@
 //! `quorumlab whatif`: a topology through every way it can break, predicted beside observed.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use quorumlab_quorum::Topology;
 
 use super::{EXIT_FAILED, EXIT_USAGE};
 use crate::suite;
@@ -43,21 +41,15 @@ pub struct WhatifArgs {
     out: Option<PathBuf>,
 }
 
-/// More seeds than anyone reads, and fewer than would exhaust memory.
-const MAX_SEEDS: u64 = 10_000;
-
 pub fn run(args: WhatifArgs) -> u8 {
     let names = args.compare.clone().unwrap_or_else(|| args.topologies.clone());
-    let mut topologies: Vec<Arc<Topology>> = Vec::new();
-    for name in &names {
-        match quorumlab_quorum::shipped::resolve(name) {
-            Ok(t) => topologies.push(Arc::new(t)),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_USAGE;
-            }
+    let topologies = match super::resolve_topologies(&names) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
         }
-    }
+    };
     if let Some(t) = topologies.iter().find(|t| t.client_dcs().is_empty()) {
         eprintln!(
             "error: {} has no datacenter with clients = true: whatif measures what clients see, so at least one is needed",
@@ -65,13 +57,12 @@ pub fn run(args: WhatifArgs) -> u8 {
         );
         return EXIT_USAGE;
     }
-    let seeds: Vec<u64> = match args.seed {
-        Some(seed) => vec![seed],
-        None if args.seeds == 0 || args.seeds > MAX_SEEDS => {
-            eprintln!("error: --seeds must be from 1 to {MAX_SEEDS}");
+    let seeds = match super::seed_list(args.seed, args.seeds) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
             return EXIT_USAGE;
         }
-        None => (1..=args.seeds).collect(),
     };
     // Fail on an unwritable --out now, not after every simulation has run.
     if let Some(path) = &args.out {
