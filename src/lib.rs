@@ -11,6 +11,7 @@ pub mod client;
 pub mod clock;
 pub mod db;
 pub mod experiment;
+pub mod html;
 pub mod lease;
 pub mod local;
 pub mod net;

@@ -38,9 +38,7 @@ pub fn outcome_colour(outcome: Outcome) -> &'static str {
     }
 }
 
-pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
+pub use crate::html::escape;
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#1a202c;\
 max-width:1100px}table{border-collapse:collapse;margin:8px 0 20px;font-size:13px}th,td{border:1px solid #cbd5e0;\

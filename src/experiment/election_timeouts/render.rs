@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::html::escape as esc;
+
 use super::stats::Distribution;
 use super::{Procedure, RangeResult, Report, TimeoutRange, VOTERS};
 
@@ -387,10 +389,6 @@ pub fn panels(report: &Report) -> Vec<Panel<'_>> {
 
 const COLORS: [&str; 10] =
     ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
 
 /// One panel as an inline SVG: a step CDF per range (`<path class="cdf">`), axes, grid and a legend.
 pub fn svg(panel: &Panel<'_>, cap_ms: u64) -> String {
