@@ -104,18 +104,14 @@ fn chromium() -> Option<std::path::PathBuf> {
         .find(|p| p.is_file())
 }
 
-#[test]
-fn chromium_renders_the_report_with_its_lanes_and_ticks() {
-    let Some(browser) = chromium() else {
-        eprintln!("SKIPPED: no Chromium on PATH (apt-get install chromium; .ci/run installs it)");
-        return;
-    };
+/// Chromium's screenshot of `page` as RGB(A) pixels with their channel count.
+fn screenshot(browser: &std::path::Path, page: &str) -> (Vec<u8>, usize) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let page = dir.path().join("whatif.html");
-    let shot = dir.path().join("whatif.png");
-    std::fs::write(&page, html::page(std::slice::from_ref(cut()), None)).expect("write the page");
+    let file = dir.path().join("page.html");
+    let shot = dir.path().join("page.png");
+    std::fs::write(&file, page).expect("write the page");
     let profile = dir.path().join("profile");
-    let mut child = std::process::Command::new(&browser)
+    let mut child = std::process::Command::new(browser)
         .args([
             "--headless",
             "--no-sandbox",
@@ -130,7 +126,7 @@ fn chromium_renders_the_report_with_its_lanes_and_ticks() {
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", page.display()))
+        .arg(format!("file://{}", file.display()))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -145,25 +141,68 @@ fn chromium_renders_the_report_with_its_lanes_and_ticks() {
         std::thread::sleep(std::time::Duration::from_millis(100));
         waited += 1;
     }
-    assert!(shot.is_file(), "Chromium wrote no screenshot of {}", page.display());
+    assert!(shot.is_file(), "Chromium wrote no screenshot of {}", file.display());
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).expect("open")));
     let mut reader = decoder.read_info().expect("a PNG");
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).expect("a frame");
-    let channels = info.color_type.samples();
-    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(channels).collect();
+    buf.truncate(info.buffer_size());
+    (buf, info.color_type.samples())
+}
+
+/// What a reader must see: a page that is not blank, the leader's and the followers' lanes (solid before the
+/// fault window, which is drawn unshaded there), and green ticks of acknowledged operations.
+fn shows_the_timeline(buf: &[u8], channels: usize) -> Result<(), String> {
+    let pixels: Vec<&[u8]> = buf.chunks(channels).collect();
     let rgb = |hex: &str| {
         let v = u32::from_str_radix(hex.trim_start_matches('#'), 16).expect("a colour");
         [(v >> 16) as u8, (v >> 8) as u8, v as u8]
     };
     let count = |hex: &str| pixels.iter().filter(|p| p[..3] == rgb(hex)).count();
     let not_white = pixels.iter().filter(|p| p[..3] != [255, 255, 255]).count();
-    assert!(not_white * 100 > pixels.len() * 3, "the screenshot is blank: {not_white} of {} pixels", pixels.len());
-    // Before the fault window (drawn unshaded) the leader's lane is solid leader blue, the followers' lanes
-    // follower blue; dc1's acknowledged operations are green ticks.
-    assert!(count(html::LEADER) > 200, "leader lane: {} pixels", count(html::LEADER));
-    assert!(count(html::FOLLOWER) > 200, "follower lanes: {} pixels", count(html::FOLLOWER));
-    assert!(count(html::OK) > 50, "ok ticks: {} pixels", count(html::OK));
+    if not_white * 100 <= pixels.len() * 3 {
+        return Err(format!("the screenshot is blank: {not_white} of {} pixels", pixels.len()));
+    }
+    for (what, colour, least) in
+        [("leader lane", html::LEADER, 200), ("follower lanes", html::FOLLOWER, 200), ("ok ticks", html::OK, 50)]
+    {
+        if count(colour) <= least {
+            return Err(format!("{what}: {} pixels of {colour}", count(colour)));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn chromium_renders_the_report_with_its_lanes_and_ticks() {
+    let Some(browser) = chromium() else {
+        eprintln!("SKIPPED: no Chromium on PATH (apt-get install chromium; .ci/run installs it)");
+        return;
+    };
+    let (buf, channels) = screenshot(&browser, &html::page(std::slice::from_ref(cut()), None));
+    shows_the_timeline(&buf, channels).expect("the report as Chromium draws it");
+    // The negative control: the same check refuses a page with the tables but no timeline, and a blank page.
+    let mut no_timeline = html::page(std::slice::from_ref(cut()), None);
+    while let (Some(a), Some(b)) = (no_timeline.find("<svg"), no_timeline.find("</svg>")) {
+        no_timeline.replace_range(a..b + "</svg>".len(), "");
+    }
+    let (buf, channels) = screenshot(&browser, &no_timeline);
+    assert!(shows_the_timeline(&buf, channels).is_err(), "a page without its timeline passed the check");
+    let (buf, channels) = screenshot(&browser, "<!doctype html><html><body></body></html>");
+    assert!(shows_the_timeline(&buf, channels).unwrap_err().contains("blank"));
+}
+
+#[test]
+fn a_lesson_claims_only_what_the_topology_supports() {
+    // On 3/2 dc1 is a majority on its own: no bystander decides anything, and the lesson must not say one does.
+    let t = Arc::new(quorumlab_quorum::shipped::load("etcd-3-2").expect("shipped"));
+    let faults = whatif::scenarios(&t, &["cut:dc1:dc2".into()]).expect("a scenario");
+    let cases = whatif::cases(&t, &faults, &[1]).expect("cases");
+    let records = suite::run_all(&cases, 1, |_, _| {});
+    let row = whatif::analyze(&cases[0].config, &records[0]);
+    assert!(row.lesson.contains("a majority on its own") && !row.lesson.contains("decides"), "{}", row.lesson);
+    // And on 2/2/1 the bystander sentence is the one given.
+    assert!(cut().rows[0].lesson.contains("decides which side keeps writing"), "{}", cut().rows[0].lesson);
 }
 
 #[test]
