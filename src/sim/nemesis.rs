@@ -25,7 +25,7 @@ use crate::types::NodeId;
 
 /// What one direction of a link does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Dir {
+pub enum Dir {
     Ok,
     Cut,
     Held,
@@ -33,7 +33,7 @@ enum Dir {
 
 /// The state of the link between two hosts (`a < b`): both directions, and extras.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct LinkState {
+pub struct LinkState {
     a_to_b: Dir,
     b_to_a: Dir,
     extra_latency_ms: u64,
@@ -41,6 +41,28 @@ pub(crate) struct LinkState {
 }
 
 const HEALTHY: LinkState = LinkState { a_to_b: Dir::Ok, b_to_a: Dir::Ok, extra_latency_ms: 0, loss_percent: 0 };
+
+impl LinkState {
+    /// What the direction from the smaller host name to the larger does.
+    pub fn a_to_b(&self) -> Dir {
+        self.a_to_b
+    }
+    /// What the direction from the larger host name to the smaller does.
+    pub fn b_to_a(&self) -> Dir {
+        self.b_to_a
+    }
+    /// Latency added to every message, each way.
+    pub fn extra_latency_ms(&self) -> u64 {
+        self.extra_latency_ms
+    }
+    /// The share of messages lost, each way.
+    pub fn loss_percent(&self) -> u8 {
+        self.loss_percent
+    }
+}
+
+/// The links a set of active faults asks for: every host pair `(a, b)` with `a < b` whose link is not healthy.
+pub type LinkPlan = BTreeMap<(String, String), LinkState>;
 
 /// A fault that has started, with what it resolved to when it did.
 #[derive(Clone, Debug)]
@@ -57,6 +79,51 @@ pub struct ActiveFault {
     pub hosts: Vec<String>,
 }
 
+impl ActiveFault {
+    /// Fault `id` as it resolves when it starts with `leader` leading: its oracle shape and the node it
+    /// targets. Database faults need the simulated database and resolve in [`Nemesis::start`].
+    pub fn resolve(id: usize, fault: &Fault, topology: &Topology, leader: Option<NodeId>) -> ActiveFault {
+        let node = match fault {
+            Fault::Crash { target } | Fault::PowerLoss { target } | Fault::Pause { target } => {
+                resolve(topology, target, leader)
+            }
+            _ => None,
+        };
+        ActiveFault {
+            id,
+            fault: fault.clone(),
+            shape: fault.shape(topology, leader),
+            node,
+            member: None,
+            hosts: vec![],
+        }
+    }
+
+    /// How the fault resolved, for the trace: ` (dc1-n1)` when it named the leader; empty when nothing was named.
+    pub fn resolved_label(&self, topology: &Topology) -> String {
+        match (&self.shape, &self.fault) {
+            (Some(shape), Fault::IsolateLeader | Fault::IsolateLeaderDc) => format!(" ({})", shape.label(topology)),
+            (_, Fault::Crash { target: Target::Leader | Target::Follower })
+            | (_, Fault::PowerLoss { target: Target::Leader | Target::Follower })
+            | (_, Fault::Pause { target: Target::Leader | Target::Follower }) => {
+                self.node.and_then(|n| topology.host(n)).map(|h| format!(" ({h})")).unwrap_or_default()
+            }
+            (_, Fault::Db { .. }) if !self.hosts.is_empty() => format!(" ({})", self.hosts.join(", ")),
+            _ => String::new(),
+        }
+    }
+}
+
+/// The connectivity of the network faults among `active`, as the oracle sees it.
+pub fn connectivity_of(active: &[ActiveFault], topology: &Topology) -> Connectivity {
+    let mut connectivity = Connectivity::full_mesh(topology);
+    for shape in active.iter().filter_map(|a| a.shape.as_ref()) {
+        // Shapes were checked against this topology when parsed or resolved.
+        let _ = shape.apply_to(topology, &mut connectivity);
+    }
+    connectivity
+}
+
 /// Applies faults to one simulated cluster.
 #[derive(Default)]
 pub struct Nemesis {
@@ -71,29 +138,12 @@ impl Nemesis {
     /// Starts fault `id` (a schedule step's index); `leader` resolves faults that name the leader.
     pub fn start(&mut self, c: &mut SimCluster<'_>, id: usize, fault: &Fault, leader: Option<NodeId>) -> ActiveFault {
         let topology = c.shared.options.topology.clone();
-        let shape = fault.shape(&topology, leader);
-        let node = match fault {
-            Fault::Crash { target } | Fault::PowerLoss { target } | Fault::Pause { target } => {
-                resolve(&topology, target, leader)
-            }
-            _ => None,
-        };
-        let (member, hosts) = match fault {
-            Fault::Db { db } => resolve_db(c, db, leader, &self.db_down),
-            _ => (None, Vec::new()),
-        };
-        let resolved = match (&shape, fault) {
-            (Some(shape), Fault::IsolateLeader | Fault::IsolateLeaderDc) => format!(" ({})", shape.label(&topology)),
-            (_, Fault::Crash { target: Target::Leader | Target::Follower })
-            | (_, Fault::PowerLoss { target: Target::Leader | Target::Follower })
-            | (_, Fault::Pause { target: Target::Leader | Target::Follower }) => {
-                node.and_then(|n| topology.host(n)).map(|h| format!(" ({h})")).unwrap_or_default()
-            }
-            (_, Fault::Db { .. }) if !hosts.is_empty() => format!(" ({})", hosts.join(", ")),
-            _ => String::new(),
-        };
+        let mut active = ActiveFault::resolve(id, fault, &topology, leader);
+        if let Fault::Db { db } = fault {
+            (active.member, active.hosts) = resolve_db(c, db, leader, &self.db_down);
+        }
+        let resolved = active.resolved_label(&topology);
         c.shared.trace.record_at(c.sim.elapsed(), format!("nemesis: start {}{resolved}", fault.label(&topology)));
-        let active = ActiveFault { id, fault: fault.clone(), shape, node, member, hosts };
         self.active.push(active.clone());
         self.sync(c);
         active
@@ -125,12 +175,7 @@ impl Nemesis {
 
     /// The connectivity of every active network fault, as the oracle sees it.
     pub fn connectivity(&self, topology: &Topology) -> Connectivity {
-        let mut connectivity = Connectivity::full_mesh(topology);
-        for shape in self.active.iter().filter_map(|a| a.shape.as_ref()) {
-            // Shapes were checked against this topology when parsed or resolved.
-            let _ = shape.apply_to(topology, &mut connectivity);
-        }
-        connectivity
+        connectivity_of(&self.active, topology)
     }
 
     /// Makes turmoil match the active faults.
@@ -174,80 +219,10 @@ impl Nemesis {
         }
 
         // Database faults: pauses and clocks act on the world; crashes on the host; cuts are links below.
-        let mut paused: BTreeSet<String> = self.sync_databases(c);
+        let paused: BTreeSet<String> = self.sync_databases(c);
 
         // Links.
-        paused.extend(
-            self.active
-                .iter()
-                .filter(|a| matches!(a.fault, Fault::Pause { .. }))
-                .filter_map(|a| a.node.and_then(|n| topology.host(n)).map(str::to_string)),
-        );
-        let islands: Vec<BTreeSet<String>> = self
-            .active
-            .iter()
-            .filter(|a| matches!(&a.fault, Fault::Db { db } if db.island()))
-            .map(|a| a.hosts.iter().cloned().collect())
-            .collect();
-        // Muted hosts, with their island: nothing they send leaves it.
-        let muted: Vec<(String, BTreeSet<String>)> = self
-            .active
-            .iter()
-            .filter(|a| matches!(&a.fault, Fault::Db { db } if db.mutes_target()))
-            .filter_map(|a| Some((a.hosts.first()?.clone(), a.hosts.iter().cloned().collect())))
-            .collect();
-        let mut slow: BTreeMap<(String, String), u64> = BTreeMap::new();
-        let mut lossy: BTreeMap<(String, String), u8> = BTreeMap::new();
-        for a in &self.active {
-            match &a.fault {
-                Fault::LatencySpike { a, b, extra_ms } => *slow.entry(ordered(a, b)).or_default() += extra_ms,
-                Fault::Loss { a, b, percent } => {
-                    let e = lossy.entry(ordered(a, b)).or_default();
-                    *e = (*e).max(*percent);
-                }
-                _ => {}
-            }
-        }
-        let cut: BTreeSet<(NodeId, NodeId)> = connectivity.cut_links().collect();
-        let down = connectivity.down_nodes().clone();
-        let hosts = c.hosts.clone();
-        let mut wanted: BTreeMap<(String, String), LinkState> = BTreeMap::new();
-        for (i, a) in hosts.iter().enumerate() {
-            for b in &hosts[i + 1..] {
-                let (a, b) = if a < b { (a, b) } else { (b, a) };
-                // A database island is cut from the voters outside it (every Raft node), not from the other
-                // database hosts; inside an island (a Raft leader cut off with it included) every host hears every other.
-                let is_node = |h: &str| topology.node_by_host(h).is_some();
-                let inside = islands.iter().any(|i| i.contains(a) && i.contains(b));
-                let island_cut = islands.iter().any(|i| {
-                    (i.contains(a) && !i.contains(b) && is_node(b)) || (i.contains(b) && !i.contains(a) && is_node(a))
-                });
-                let unheard = |from: &str, to: &str| muted.iter().any(|(m, island)| m == from && !island.contains(to));
-                let blocked = |from: &str, to: &str| {
-                    unheard(from, to)
-                        || (!inside && (island_cut || host_blocked(&options, topology, &cut, &down, from, to)))
-                };
-                let mut state = HEALTHY;
-                state.a_to_b = if blocked(a, b) { Dir::Cut } else { Dir::Ok };
-                state.b_to_a = if blocked(b, a) { Dir::Cut } else { Dir::Ok };
-                if paused.contains(a) || paused.contains(b) {
-                    // A paused host's messages wait; a cut direction still drops (a dropped message is always allowed).
-                    for dir in [&mut state.a_to_b, &mut state.b_to_a] {
-                        if *dir == Dir::Ok {
-                            *dir = Dir::Held;
-                        }
-                    }
-                }
-                if let (Some(da), Some(db)) = (options.dc_of_host(a), options.dc_of_host(b)) {
-                    let key = ordered(&da, &db);
-                    state.extra_latency_ms = slow.get(&key).copied().unwrap_or(0);
-                    state.loss_percent = lossy.get(&key).copied().unwrap_or(0);
-                }
-                if state != HEALTHY {
-                    wanted.insert((a.clone(), b.clone()), state);
-                }
-            }
-        }
+        let wanted = plan_links(&options, &self.active, &c.hosts, paused);
         let mut touched: BTreeSet<(String, String)> = wanted.keys().cloned().collect();
         touched.extend(c.links.keys().cloned());
         for key in touched {
@@ -333,6 +308,88 @@ impl Nemesis {
         self.db_down = crashed;
         host_paused.iter().map(|&m| world.host(m).to_string()).collect()
     }
+}
+
+/// What every link between `hosts` must be while `active` is: cut where a network fault cuts it (client hosts
+/// with their datacenter, see the module doc), held where a host in `paused` (or paused by a fault) sits, slow
+/// or lossy where a latency or loss fault says. The simulator applies the plan to turmoil, real mode to
+/// nftables: one plan, so both cut exactly the same links.
+pub fn plan_links(
+    options: &super::SimOptions,
+    active: &[ActiveFault],
+    hosts: &[String],
+    mut paused: BTreeSet<String>,
+) -> LinkPlan {
+    let topology = &options.topology;
+    let connectivity = connectivity_of(active, topology);
+    paused.extend(
+        active
+            .iter()
+            .filter(|a| matches!(a.fault, Fault::Pause { .. }))
+            .filter_map(|a| a.node.and_then(|n| topology.host(n)).map(str::to_string)),
+    );
+    let islands: Vec<BTreeSet<String>> = active
+        .iter()
+        .filter(|a| matches!(&a.fault, Fault::Db { db } if db.island()))
+        .map(|a| a.hosts.iter().cloned().collect())
+        .collect();
+    // Muted hosts, with their island: nothing they send leaves it.
+    let muted: Vec<(String, BTreeSet<String>)> = active
+        .iter()
+        .filter(|a| matches!(&a.fault, Fault::Db { db } if db.mutes_target()))
+        .filter_map(|a| Some((a.hosts.first()?.clone(), a.hosts.iter().cloned().collect())))
+        .collect();
+    let mut slow: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut lossy: BTreeMap<(String, String), u8> = BTreeMap::new();
+    for a in active {
+        match &a.fault {
+            Fault::LatencySpike { a, b, extra_ms } => *slow.entry(ordered(a, b)).or_default() += extra_ms,
+            Fault::Loss { a, b, percent } => {
+                let e = lossy.entry(ordered(a, b)).or_default();
+                *e = (*e).max(*percent);
+            }
+            _ => {}
+        }
+    }
+    let cut: BTreeSet<(NodeId, NodeId)> = connectivity.cut_links().collect();
+    let down = connectivity.down_nodes().clone();
+    let mut wanted: BTreeMap<(String, String), LinkState> = BTreeMap::new();
+    for (i, a) in hosts.iter().enumerate() {
+        for b in &hosts[i + 1..] {
+            let (a, b) = if a < b { (a, b) } else { (b, a) };
+            // A database island is cut from the voters outside it (every Raft node), not from the other
+            // database hosts; inside an island (a Raft leader cut off with it included) every host hears every other.
+            let is_node = |h: &str| topology.node_by_host(h).is_some();
+            let inside = islands.iter().any(|i| i.contains(a) && i.contains(b));
+            let island_cut = islands.iter().any(|i| {
+                (i.contains(a) && !i.contains(b) && is_node(b)) || (i.contains(b) && !i.contains(a) && is_node(a))
+            });
+            let unheard = |from: &str, to: &str| muted.iter().any(|(m, island)| m == from && !island.contains(to));
+            let blocked = |from: &str, to: &str| {
+                unheard(from, to) || (!inside && (island_cut || host_blocked(options, topology, &cut, &down, from, to)))
+            };
+            let mut state = HEALTHY;
+            state.a_to_b = if blocked(a, b) { Dir::Cut } else { Dir::Ok };
+            state.b_to_a = if blocked(b, a) { Dir::Cut } else { Dir::Ok };
+            if paused.contains(a) || paused.contains(b) {
+                // A paused host's messages wait; a cut direction still drops (a dropped message is always allowed).
+                for dir in [&mut state.a_to_b, &mut state.b_to_a] {
+                    if *dir == Dir::Ok {
+                        *dir = Dir::Held;
+                    }
+                }
+            }
+            if let (Some(da), Some(db)) = (options.dc_of_host(a), options.dc_of_host(b)) {
+                let key = ordered(&da, &db);
+                state.extra_latency_ms = slow.get(&key).copied().unwrap_or(0);
+                state.loss_percent = lossy.get(&key).copied().unwrap_or(0);
+            }
+            if state != HEALTHY {
+                wanted.insert((a.clone(), b.clone()), state);
+            }
+        }
+    }
+    wanted
 }
 
 /// The database member a fault names when it starts, and the hosts it cuts off.

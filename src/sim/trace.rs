@@ -12,7 +12,20 @@ pub struct Trace {
 
 /// Simulated time since the start of the simulation (zero outside one).
 pub fn sim_now() -> Duration {
-    turmoil::sim_elapsed().unwrap_or_default()
+    turmoil::sim_elapsed().or_else(real_elapsed).unwrap_or_default()
+}
+
+/// Real mode's origin: outside a simulation, [`sim_now`] counts wall time from it, so a real run's history,
+/// trace and fault windows share one time line (see [`crate::real`]). `None` outside a real run.
+static REAL_EPOCH: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+/// Starts (or, with `None`, ends) real mode's time line.
+pub fn set_real_epoch(epoch: Option<std::time::Instant>) {
+    *REAL_EPOCH.lock().unwrap_or_else(|p| p.into_inner()) = epoch;
+}
+
+fn real_elapsed() -> Option<Duration> {
+    REAL_EPOCH.lock().unwrap_or_else(|p| p.into_inner()).map(|e| e.elapsed())
 }
 
 /// Formats a simulated instant as `seconds.millis`.

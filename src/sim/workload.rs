@@ -132,7 +132,27 @@ pub async fn client(
     kv.and(held)
 }
 
-/// The key-value client of one client datacenter.
+/// Where a client's load goes: the cluster's endpoints on one transport, and the run's seed and timing.
+#[derive(Clone, Debug)]
+pub struct LoadEnv {
+    pub seed: u64,
+    pub endpoints: Vec<String>,
+    pub transport: Transport,
+    pub election_timeout_ms_max: u64,
+}
+
+impl LoadEnv {
+    fn of(shared: &Shared) -> LoadEnv {
+        LoadEnv {
+            seed: shared.options.seed,
+            endpoints: shared.endpoints(),
+            transport: Transport::Sim,
+            election_timeout_ms_max: shared.options.timing.election_timeout_ms_max,
+        }
+    }
+}
+
+/// The key-value client of one simulated client datacenter.
 async fn kv_client(
     shared: Shared,
     rec: Recorder,
@@ -148,11 +168,23 @@ async fn kv_client(
         }
         control.set_phase(Phase::Load);
     }
+    kv_load(LoadEnv::of(&shared), rec, control, dc, options).await
+}
+
+/// One client datacenter's key-value load, in simulation or on real processes: it waits for the set-up, loops
+/// until the driver ends the load phase, then makes the liveness phase's fresh write and reads every key.
+pub async fn kv_load(
+    env: LoadEnv,
+    rec: Recorder,
+    control: Arc<Control>,
+    dc: String,
+    options: WorkloadOptions,
+) -> Result<(), String> {
     while control.phase() == Phase::Setup {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(runtime::stream_seed(shared.options.seed, "workload/", &dc));
-    let mut session = new_session(&shared, &rec, &options, &dc);
+    let mut rng = ChaCha8Rng::seed_from_u64(runtime::stream_seed(env.seed, "workload/", &dc));
+    let mut session = new_session(&env, &rec, &options, &dc);
     let keys: Vec<String> = (0..options.keys).map(|k| format!("k{k}")).collect();
     let mut last_seen: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut counter = 0u64;
@@ -189,9 +221,9 @@ async fn kv_client(
         tokio::time::sleep(options.think).await;
     }
     // Liveness: one fresh write must succeed, then every key is read once.
-    let fresh = fresh_write(&shared, &rec, &dc).await;
+    let fresh = fresh_write(&env, &rec, &dc).await;
     control.fresh_writes.lock().map_err(|e| e.to_string())?.insert(dc.clone(), fresh);
-    let mut reader = new_session(&shared, &rec, &options, &dc);
+    let mut reader = new_session(&env, &rec, &options, &dc);
     for key in &keys {
         let _ = reader.get(key).await;
     }
@@ -199,11 +231,11 @@ async fn kv_client(
 }
 
 /// A recording session with the workload's deadlines.
-fn new_session(shared: &Shared, rec: &Recorder, options: &WorkloadOptions, dc: &str) -> RecordingClient {
-    let mut cfg = ClientConfig::new(shared.endpoints(), Transport::Sim);
+fn new_session(env: &LoadEnv, rec: &Recorder, options: &WorkloadOptions, dc: &str) -> RecordingClient {
+    let mut cfg = ClientConfig::new(env.endpoints.clone(), env.transport);
     cfg.overall_timeout = options.op_timeout;
     cfg.attempt_timeout = options.op_timeout.min(cfg.attempt_timeout);
-    let client = Client::new(cfg).unwrap_or_else(|e| unreachable!("a simulated cluster always has endpoints: {e}"));
+    let client = Client::new(cfg).unwrap_or_else(|e| unreachable!("a cluster always has endpoints: {e}"));
     rec.tagged_client(client, dc)
 }
 
@@ -218,10 +250,10 @@ async fn set_up(shared: &Shared) -> Result<(), String> {
 }
 
 /// The liveness phase's write: retried for up to 30 election timeouts.
-async fn fresh_write(shared: &Shared, rec: &Recorder, dc: &str) -> Result<Duration, String> {
-    let deadline = Duration::from_millis(30 * shared.options.timing.election_timeout_ms_max);
+async fn fresh_write(env: &LoadEnv, rec: &Recorder, dc: &str) -> Result<Duration, String> {
+    let deadline = Duration::from_millis(30 * env.election_timeout_ms_max);
     let options = WorkloadOptions { op_timeout: deadline, holders: None, ..WorkloadOptions::default() };
-    let mut session = new_session(shared, rec, &options, dc);
+    let mut session = new_session(env, rec, &options, dc);
     match session.put(&format!("fresh-{dc}"), &format!("{dc}-fresh")).await {
         Ok(_) => Ok(sim_now()),
         Err(e) => Err(e.to_string()),

@@ -82,6 +82,16 @@ pub fn shard(cases: Vec<Case>, k: usize, n: usize) -> Vec<Case> {
 /// Runs `cases` on `jobs` threads (each simulation is single-threaded and deterministic); `done` is called as each
 /// finishes. Returns the records in the cases' order.
 pub fn run_all(cases: &[Case], jobs: usize, done: impl Fn(&Case, &RunRecord) + Sync) -> Vec<RunRecord> {
+    run_all_with(cases, jobs, run, done)
+}
+
+/// [`run_all`] with another runner for each config (real mode's, one at a time).
+pub fn run_all_with(
+    cases: &[Case],
+    jobs: usize,
+    runner: impl Fn(&RunConfig) -> RunRecord + Sync,
+    done: impl Fn(&Case, &RunRecord) + Sync,
+) -> Vec<RunRecord> {
     let next = AtomicUsize::new(0);
     let records: Mutex<Vec<Option<RunRecord>>> = Mutex::new(vec![None; cases.len()]);
     std::thread::scope(|scope| {
@@ -90,7 +100,7 @@ pub fn run_all(cases: &[Case], jobs: usize, done: impl Fn(&Case, &RunRecord) + S
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(case) = cases.get(i) else { return };
-                let record = run(&case.config);
+                let record = runner(&case.config);
                 done(case, &record);
                 if let Ok(mut records) = records.lock() {
                     records[i] = Some(record);

@@ -58,6 +58,48 @@ pub struct Observed {
     pub latencies_ms: Vec<u64>,
 }
 
+/// What a client datacenter saw, in one word, whatever was predicted: the same reading of [`Observed`] as
+/// [`compare`]'s, so the simulator's and real mode's windows can be set side by side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// At least [`AVAILABLE_SHARE`] percent of its judged writes were acknowledged.
+    Writes,
+    /// No write acknowledged in the window after the settle point, and no read answered.
+    NoWrites,
+    /// Some answers, fewer than an available cluster gives.
+    Partial,
+    /// Nothing was invoked in the judged span.
+    NotJudged,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Writes => "writes",
+            Outcome::NoWrites => "no writes",
+            Outcome::Partial => "partial",
+            Outcome::NotJudged => "not judged",
+        }
+    }
+}
+
+impl Observed {
+    pub fn outcome(&self) -> Outcome {
+        if self.writes > 0 && self.acked * 100 >= self.writes * AVAILABLE_SHARE {
+            Outcome::Writes
+        } else if self.acked_in_window == 0 && self.reads_answered == 0 {
+            if self.writes == 0 {
+                Outcome::NotJudged
+            } else {
+                Outcome::NoWrites
+            }
+        } else {
+            Outcome::Partial
+        }
+    }
+}
+
 /// The comparison for one window and one client datacenter.
 #[derive(Clone, Debug, Serialize)]
 pub struct DcVerdict {
@@ -82,28 +124,9 @@ pub fn compare(
     for (index, window) in windows.iter().enumerate() {
         let Some(prediction) = &window.prediction else { continue };
         let settled = window.start + settle;
+        let judged_until = window.end.saturating_sub(op_timeout);
         for (dc, predicted) in &prediction.client_dcs {
-            let mut seen = Observed::default();
-            let judged_until = window.end.saturating_sub(op_timeout);
-            for op in ops.iter().filter(|op| &op.dc == dc && op.invoked >= settled) {
-                let in_window = op.completed.is_some_and(|t| t < window.end);
-                if op.write {
-                    if op.invoked < judged_until {
-                        seen.writes += 1;
-                        if op.ok {
-                            seen.acked += 1;
-                        }
-                    }
-                    if op.ok && in_window {
-                        seen.acked_in_window += 1;
-                        if let Some(t) = op.completed {
-                            seen.latencies_ms.push((t - op.invoked).as_millis() as u64);
-                        }
-                    }
-                } else if op.ok && in_window && op.invoked < window.end {
-                    seen.reads_answered += 1;
-                }
-            }
+            let seen = observe(window, &ops, dc, settle, op_timeout);
             let (agree, note) = judge(*predicted, &seen, settled >= judged_until);
             let reason = prediction.reasons.get(dc).cloned().unwrap_or_default();
             let note = if agree { note } else { format!("{note}; the oracle: {reason}") };
@@ -135,6 +158,33 @@ fn judge(predicted: Availability, seen: &Observed, too_short: bool) -> (bool, St
             }
         }
     }
+}
+
+/// What client datacenter `dc` saw in `window`, once elections had `settle` to finish after it opened.
+pub fn observe(window: &Window, ops: &[Op], dc: &str, settle: Duration, op_timeout: Duration) -> Observed {
+    let settled = window.start + settle;
+    let mut seen = Observed::default();
+    let judged_until = window.end.saturating_sub(op_timeout);
+    for op in ops.iter().filter(|op| op.dc == dc && op.invoked >= settled) {
+        let in_window = op.completed.is_some_and(|t| t < window.end);
+        if op.write {
+            if op.invoked < judged_until {
+                seen.writes += 1;
+                if op.ok {
+                    seen.acked += 1;
+                }
+            }
+            if op.ok && in_window {
+                seen.acked_in_window += 1;
+                if let Some(t) = op.completed {
+                    seen.latencies_ms.push((t - op.invoked).as_millis() as u64);
+                }
+            }
+        } else if op.ok && in_window && op.invoked < window.end {
+            seen.reads_answered += 1;
+        }
+    }
+    seen
 }
 
 /// One completed or abandoned client operation.
