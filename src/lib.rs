@@ -16,6 +16,7 @@ pub mod lease;
 pub mod local;
 pub mod net;
 pub mod node;
+pub mod real;
 pub mod runtime;
 pub mod sim;
 pub mod store;

@@ -19,6 +19,8 @@ pub struct LocalCluster {
     /// Extra arguments for every `quorumlab node` (timing, snapshot policy).
     node_args: Vec<String>,
     quiet: bool,
+    /// Per node, the command its process runs inside (`ip netns exec <ns>` in a lab); none: run directly.
+    prefix: BTreeMap<u64, Vec<String>>,
     pub addrs: BTreeMap<u64, String>,
     procs: BTreeMap<u64, Child>,
     _temp: Option<tempfile::TempDir>,
@@ -61,15 +63,44 @@ impl LocalCluster {
             dir,
             node_args: node_args.iter().map(|s| s.to_string()).collect(),
             quiet,
+            prefix: BTreeMap::new(),
             addrs,
             procs: BTreeMap::new(),
             _temp: temp,
         };
-        let ids: Vec<u64> = cluster.addrs.keys().copied().collect();
-        for id in ids {
-            cluster.restart(id)?;
-        }
+        cluster.start_all()?;
         Ok(cluster)
+    }
+
+    /// [`LocalCluster::start`], with each node's process started inside the command `prefix[id]` names (its
+    /// network namespace: `ip netns exec <ns>`).
+    pub fn start_prefixed(
+        exe: &Path,
+        addrs: BTreeMap<u64, String>,
+        dir: PathBuf,
+        node_args: &[&str],
+        prefix: BTreeMap<u64, Vec<String>>,
+    ) -> std::io::Result<Self> {
+        let mut cluster = LocalCluster {
+            exe: exe.to_path_buf(),
+            dir,
+            node_args: node_args.iter().map(|s| s.to_string()).collect(),
+            quiet: true,
+            prefix,
+            addrs,
+            procs: BTreeMap::new(),
+            _temp: None,
+        };
+        cluster.start_all()?;
+        Ok(cluster)
+    }
+
+    fn start_all(&mut self) -> std::io::Result<()> {
+        let ids: Vec<u64> = self.addrs.keys().copied().collect();
+        for id in ids {
+            self.restart(id)?;
+        }
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -82,7 +113,14 @@ impl LocalCluster {
 
     /// (Re)starts node `id` from its data directory.
     pub fn restart(&mut self, id: u64) -> std::io::Result<()> {
-        let mut cmd = Command::new(&self.exe);
+        let mut cmd = match self.prefix.get(&id).and_then(|p| p.split_first()) {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(&self.exe);
+                cmd
+            }
+            None => Command::new(&self.exe),
+        };
         cmd.arg("node").arg("--id").arg(id.to_string()).arg("--listen").arg(&self.addrs[&id]);
         cmd.arg("--data-dir").arg(data_dir(&self.dir, id));
         for (peer, addr) in self.addrs.iter().filter(|(p, _)| **p != id) {
@@ -106,6 +144,19 @@ impl LocalCluster {
             let _ = p.kill();
             let _ = p.wait();
         }
+    }
+
+    /// Whether node `id`'s process is running (started and not killed).
+    pub fn is_running(&self, id: u64) -> bool {
+        self.procs.contains_key(&id)
+    }
+
+    /// Sends `signal` to node `id`'s process: SIGSTOP pauses it whole (timers, disk, sockets), SIGCONT
+    /// resumes it.
+    pub fn signal(&self, id: u64, signal: nix::sys::signal::Signal) -> Result<(), String> {
+        let p = self.procs.get(&id).ok_or_else(|| format!("node {id} is not running"))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.id() as i32), signal)
+            .map_err(|e| format!("node {id}: {signal}: {e}"))
     }
 
     /// Asks every node to stop (SIGTERM: Raft shuts down, storage is flushed) and waits up to

@@ -30,9 +30,16 @@ pub struct NodeArgs {
     /// Raft heartbeat interval in milliseconds.
     #[arg(long, default_value_t = Timing::default().heartbeat_ms)]
     heartbeat_ms: u64,
-    /// Minimum election timeout in milliseconds (the maximum is twice this).
+    /// Minimum election timeout in milliseconds.
     #[arg(long, default_value_t = Timing::default().election_timeout_ms_min)]
     election_timeout_ms: u64,
+    /// Maximum election timeout in milliseconds (default: twice the minimum).
+    #[arg(long)]
+    election_timeout_max_ms: Option<u64>,
+    /// For negative controls only: run with a planted bug (stale-local-reads or ack-before-majority), so a
+    /// real-process run can show that its checks catch it.
+    #[arg(long, hide = true, value_parser = parse_planted_bug)]
+    planted_bug: Option<node::PlantedBug>,
     /// Build a snapshot (and purge the log behind it) every this many entries.
     #[arg(long, default_value_t = node::DEFAULT_SNAPSHOT_EVERY)]
     snapshot_every: u64,
@@ -42,7 +49,24 @@ pub struct NodeArgs {
     lease_checkpoint_interval: Option<std::time::Duration>,
 }
 
+/// The planted bugs a real node can carry (the others live in the simulated disk or the client library).
+pub const REAL_PLANTED_BUGS: [(&str, node::PlantedBug); 2] = [
+    ("stale-local-reads", node::PlantedBug::StaleLocalReads),
+    ("ack-before-majority", node::PlantedBug::AckBeforeMajority),
+];
+
+fn parse_planted_bug(s: &str) -> Result<node::PlantedBug, String> {
+    REAL_PLANTED_BUGS.iter().find(|(name, _)| *name == s).map(|(_, bug)| *bug).ok_or_else(|| {
+        let names: Vec<&str> = REAL_PLANTED_BUGS.iter().map(|(n, _)| *n).collect();
+        format!("{s:?} is not a planted bug a real node can carry; one of {}", names.join(", "))
+    })
+}
+
 pub async fn run(args: NodeArgs) -> u8 {
+    if args.election_timeout_max_ms.is_some_and(|max| max < args.election_timeout_ms) {
+        eprintln!("error: --election-timeout-max-ms must be at least --election-timeout-ms");
+        return EXIT_USAGE;
+    }
     if let Some((id, _)) = args.peers.iter().find(|(id, _)| *id == args.id) {
         eprintln!("error: --peer {id}=… names this node itself; list only the other voters");
         return EXIT_USAGE;
@@ -57,7 +81,7 @@ pub async fn run(args: NodeArgs) -> u8 {
     let timing = Timing {
         heartbeat_ms: args.heartbeat_ms,
         election_timeout_ms_min: args.election_timeout_ms,
-        election_timeout_ms_max: args.election_timeout_ms * 2,
+        election_timeout_ms_max: args.election_timeout_max_ms.unwrap_or(args.election_timeout_ms * 2),
         ..Timing::default()
     };
     let config = NodeConfig {
@@ -69,7 +93,7 @@ pub async fn run(args: NodeArgs) -> u8 {
         snapshot_every: args.snapshot_every,
         logs_kept_after_snapshot: node::logs_kept_after_snapshot(args.snapshot_every),
         lease_checkpoint_interval: args.lease_checkpoint_interval,
-        planted_bug: None,
+        planted_bug: args.planted_bug,
     };
     let running = match node::start(config, log, sm).await {
         Ok(r) => r,

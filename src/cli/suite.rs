@@ -40,6 +40,15 @@ pub struct SuiteArgs {
     /// use it to measure latency after the heal, and their replay commands carry it).
     #[arg(long, value_parser = super::parse_duration)]
     after_heal: Option<std::time::Duration>,
+    /// Run on real `quorumlab node` processes, each in its own network namespace, with nftables cuts, SIGKILL
+    /// crashes and SIGSTOP pauses, one run at a time (needs root, iproute2 and nftables). Latency and clock
+    /// faults stay in the simulator.
+    #[arg(long)]
+    real: bool,
+    /// Run every case both in the simulator and on real processes and print the two side by side per window and
+    /// client datacenter (implies --real).
+    #[arg(long)]
+    compare_sim: bool,
     /// Where failing runs' histories and traces are written.
     #[arg(long, default_value = "quorumlab-suite-failures")]
     out: PathBuf,
@@ -91,14 +100,32 @@ pub fn run(args: SuiteArgs) -> u8 {
             case.config.after_heal = after;
         }
     }
+    let real = args.real || args.compare_sim;
+    let real_options = if real {
+        match real_setup(&cases) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    } else {
+        None
+    };
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    // Real runs share the machine's cores and wall clock with their nodes: one at a time.
+    let jobs = if real { 1 } else { jobs };
     let bar = ProgressBar::new(cases.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {elapsed} elapsed, ~{eta} left")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let json = args.format == "json";
-    let records = suite::run_all(&cases, jobs, |case, record| {
+    let runner = |config: &crate::sim::run::RunConfig| match &real_options {
+        Some(o) => crate::real::run::run_or_fail(config, o),
+        None => crate::sim::run::run(config),
+    };
+    let records = suite::run_all_with(&cases, jobs, runner, |case, record| {
         let line = if json {
             serde_json::to_string(record).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
         } else {
@@ -112,6 +139,23 @@ pub fn run(args: SuiteArgs) -> u8 {
         bar.inc(1);
     });
     bar.finish_and_clear();
+    let mut disagree = false;
+    if args.compare_sim {
+        let sims = suite::run_all(&cases, args.jobs.unwrap_or(2).max(1), |_, _| {});
+        let tables: Vec<(String, Vec<crate::real::agreement::Row>)> = cases
+            .iter()
+            .zip(sims.iter().zip(&records))
+            .map(|(case, (sim, real))| {
+                (
+                    format!("{} [seed {}]", case.name, case.config.seed),
+                    crate::real::agreement::compare(&case.config, sim, real),
+                )
+            })
+            .collect();
+        disagree = tables.iter().any(|(_, rows)| rows.iter().any(|r| !r.agree));
+        println!("\nSimulator against real processes, per fault window and client datacenter:\n");
+        println!("{}", crate::real::agreement::markdown(&tables));
+    }
     let failed: Vec<(&suite::Case, &crate::sim::run::RunRecord)> =
         cases.iter().zip(&records).filter(|(_, r)| !r.passed()).collect();
     for (case, record) in &failed {
@@ -132,11 +176,23 @@ pub fn run(args: SuiteArgs) -> u8 {
             }
         );
     }
-    if failed.is_empty() {
+    if failed.is_empty() && !disagree {
         0
     } else {
         EXIT_FAILED
     }
+}
+
+/// Checks that real mode can run here and every case can run in it; the options to run them with.
+fn real_setup(cases: &[suite::Case]) -> Result<crate::real::run::RealOptions, String> {
+    crate::real::available()?;
+    for case in cases {
+        if let Some(why) = crate::real::run::unsupported(&case.config) {
+            return Err(format!("{}: cannot run on real processes: {why}", case.name));
+        }
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the quorumlab executable: {e}"))?;
+    Ok(crate::real::run::RealOptions { exe, planted_bug: None })
 }
 
 /// Writes a failing run's history (for `quorumlab check`) and trace.

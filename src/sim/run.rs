@@ -192,6 +192,34 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// The record of a run that could not be made at all (real mode: the lab could not be built), failing with
+    /// `why`.
+    pub fn not_run(config: &RunConfig, replay: String, why: String) -> RunRecord {
+        let mut verdicts: BTreeMap<String, Verdict> =
+            PROPERTIES.iter().map(|p| (p.to_string(), Verdict::NotChecked(why.clone()))).collect();
+        verdicts.insert(PROPERTIES[3].into(), Verdict::Fail(format!("the run could not be made: {why}")));
+        RunRecord {
+            topology: config.topology.name().to_string(),
+            schedule: config.schedule.describe(&config.topology),
+            seed: config.seed,
+            verdicts,
+            windows: Vec::new(),
+            availability: Vec::new(),
+            replay,
+            trace_digest: 0,
+            simulated_ms: 0,
+            operations: 0,
+            leader_changes: 0,
+            highest_term: 0,
+            roles: Vec::new(),
+            trace: Vec::new(),
+            history: None,
+            tags: BTreeMap::new(),
+            holder_log: Vec::new(),
+            fencing: None,
+        }
+    }
+
     /// Whether every checked property held.
     pub fn passed(&self) -> bool {
         !self.verdicts.values().any(Verdict::failed)
@@ -408,17 +436,26 @@ fn open_window(
     windows: &mut Vec<Window>,
     leader: Option<NodeId>,
 ) {
-    let now = c.sim.elapsed();
+    open_window_at(c.sim.elapsed(), config, nemesis.active(), windows, leader);
+}
+
+/// [`open_window`] at `now` with `active` faults: shared by the simulator and real mode.
+pub(crate) fn open_window_at(
+    now: Duration,
+    config: &RunConfig,
+    active: &[super::nemesis::ActiveFault],
+    windows: &mut Vec<Window>,
+    leader: Option<NodeId>,
+) {
     close_window(windows, now);
-    if nemesis.active().is_empty() {
+    if active.is_empty() {
         return;
     }
     let topology = &config.topology;
-    let predicted = nemesis.active().iter().all(|a| a.fault.predicted() && a.shape.is_some());
-    let prediction =
-        predicted.then(|| predict_with_leader(topology, &nemesis.connectivity(topology), config.variant, leader));
-    let faults = nemesis
-        .active()
+    let predicted = active.iter().all(|a| a.fault.predicted() && a.shape.is_some());
+    let connectivity = super::nemesis::connectivity_of(active, topology);
+    let prediction = predicted.then(|| predict_with_leader(topology, &connectivity, config.variant, leader));
+    let faults = active
         .iter()
         .map(|a| match &a.shape {
             Some(shape) if !matches!(a.fault, super::schedule::Fault::Shape { .. }) => {
@@ -430,7 +467,7 @@ fn open_window(
     windows.push(Window { faults, start: now, end: now, leader, prediction });
 }
 
-fn close_window(windows: &mut [Window], now: Duration) {
+pub(crate) fn close_window(windows: &mut [Window], now: Duration) {
     if let Some(last) = windows.last_mut() {
         if last.end == last.start {
             last.end = now;
