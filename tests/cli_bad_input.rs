@@ -90,6 +90,9 @@ fn suite_refuses_a_bad_fault_topology_shard_or_schedule_and_says_what_is_allowed
         (vec!["suite", "--shard", "3/2"], "1 ≤ K ≤ N"),
         (vec!["suite", "etcd-3", "--schedule", "isolate:leader@1s"], "FAULT@START+DURATION"),
         (vec!["suite", "etcd-3", "--seeds", "0"], "at least 1"),
+        // Real mode refuses what it cannot do before it needs root, and says where to run it instead.
+        (vec!["suite", "etcd-2-2-1", "--real", "--faults", "latency:dc1:dc2:50"], "no sch_netem"),
+        (vec!["suite", "etcd-2-2-1", "--compare-sim", "--faults", "clock:dc1:50"], "run clock faults in the simulator"),
     ] {
         let o = run(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));

@@ -185,12 +185,12 @@ pub fn run(args: SuiteArgs) -> u8 {
 
 /// Checks that real mode can run here and every case can run in it; the options to run them with.
 fn real_setup(cases: &[suite::Case]) -> Result<crate::real::run::RealOptions, String> {
-    crate::real::available()?;
     for case in cases {
         if let Some(why) = crate::real::run::unsupported(&case.config) {
             return Err(format!("{}: cannot run on real processes: {why}", case.name));
         }
     }
+    crate::real::available()?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the quorumlab executable: {e}"))?;
     Ok(crate::real::run::RealOptions { exe, planted_bug: None })
 }

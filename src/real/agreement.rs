@@ -63,6 +63,10 @@ pub fn compare(config: &RunConfig, sim: &RunRecord, real: &RunRecord) -> Vec<Row
                     w.leader.map_or("none".into(), |l| format!("node {l}")),
                     rw.leader.map_or("none".into(), |l| format!("node {l}"))
                 )
+            } else if predicted.is_none() && lossy(config) {
+                "loss differs by design: the simulator breaks the whole link for a tick and loses what is in \
+                 flight, real mode drops single packets, which TCP retransmits; the oracle models neither"
+                    .into()
             } else if predicted.is_none() {
                 "the oracle does not model this fault, so neither run is held to an outcome".into()
             } else if predicted == Some(Availability::Either) {
@@ -86,6 +90,10 @@ pub fn compare(config: &RunConfig, sim: &RunRecord, real: &RunRecord) -> Vec<Row
         }
     }
     rows
+}
+
+fn lossy(config: &RunConfig) -> bool {
+    config.schedule.steps.iter().any(|s| matches!(s.fault, crate::sim::schedule::Fault::Loss { .. }))
 }
 
 /// The agreement table in Markdown: one line per row, with the case's name.

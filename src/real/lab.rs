@@ -68,7 +68,8 @@ pub fn available() -> Result<(), String> {
             return Err(format!("`{tool}` is not installed (Debian: apt-get install {package})"));
         }
     }
-    let probe = format!("{PREFIX}{}-probe", run_id(0));
+    // Its own run id: tests side by side in one process each probe.
+    let probe = format!("{PREFIX}{}-probe", run_id(SEQ.fetch_add(1, Ordering::SeqCst)));
     run("ip", &["netns", "add", &probe]).map_err(|e| format!("cannot create a network namespace: {e}"))?;
     let nft = run("ip", &["netns", "exec", &probe, "nft", "list", "tables"]);
     let _ = run("ip", &["netns", "del", &probe]);

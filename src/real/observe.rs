@@ -30,6 +30,8 @@ pub const POLL_EVERY: Duration = Duration::from_millis(50);
 pub struct Observer {
     inner: Arc<Mutex<Seen>>,
     pub roles: RoleLog,
+    /// Where each change of a node's role or term is written, beside the nemesis's lines.
+    trace: Option<crate::sim::trace::Trace>,
 }
 
 #[derive(Default)]
@@ -51,6 +53,11 @@ fn role_of(status: &pb::StatusResponse) -> Role {
 }
 
 impl Observer {
+    /// An observer that also writes every change of a node's role or term to `trace`.
+    pub fn with_trace(trace: crate::sim::trace::Trace) -> Observer {
+        Observer { trace: Some(trace), ..Observer::default() }
+    }
+
     /// Takes in one node's answer at `at`.
     pub fn observe(&self, at: Duration, status: pb::StatusResponse) {
         let mut seen = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -70,6 +77,12 @@ impl Observer {
             seen.votes.insert(node, highest);
         }
         let role = role_of(&status);
+        let before = seen.last.get(&node).map(|s| (s.role.clone(), s.current_term));
+        if before != Some((status.role.clone(), status.current_term)) {
+            if let Some(trace) = &self.trace {
+                trace.record_at(at, format!("observe: node {node} {} in term {}", status.role, status.current_term));
+            }
+        }
         if role == Role::Leader {
             seen.leaders.insert((status.current_term, node));
         }

@@ -137,7 +137,7 @@ pub fn run(config: &RunConfig, options: &RealOptions) -> Result<RunRecord, Strin
         dir: dir.path().to_path_buf(),
         trace: trace.clone(),
         control: control.clone(),
-        observer: Observer::default(),
+        observer: Observer::with_trace(trace.clone()),
         lab,
     };
     let outcome = std::thread::scope(|s| {
@@ -352,8 +352,11 @@ impl Driver {
                 }
                 next += 1;
             }
+            // The window turns when the change begins: a heal's first restarted node or removed rule can answer
+            // a client before the last change lands, and that answer belongs to the healed window.
+            let changed_at = sim_now();
             self.sync(cluster, &active, &mut applied).map_err(Stop::Liveness)?;
-            open_window_at(sim_now(), &config, &active, windows, leader);
+            open_window_at(changed_at, &config, &active, windows, leader);
         }
         sleep_until(origin + config.schedule.end()).await;
 
@@ -361,9 +364,9 @@ impl Driver {
         if !active.is_empty() {
             self.trace.record("nemesis: heal everything");
         }
-        self.sync(cluster, &[], &mut applied).map_err(Stop::Liveness)?;
-        close_window(windows, sim_now());
         let healed = sim_now();
+        self.sync(cluster, &[], &mut applied).map_err(Stop::Liveness)?;
+        close_window(windows, healed);
         sleep_until(healed + config.after_heal).await;
         self.control.set_phase(Phase::Liveness);
         let leader_deadline = healed + election_max * LIVENESS_ELECTIONS as u32;
