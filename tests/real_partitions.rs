@@ -5,6 +5,7 @@
 //! The deep ones are `#[ignore]`d: the sim-vs-real agreement over every single fault of `etcd-2-2-1` and
 //! `etcd-3`, and fifty `kill -9` cycles under load (`cargo test --release --test real_partitions -- --ignored
 //! --nocapture`).
+#![allow(clippy::disallowed_methods, reason = "real processes run in wall time: deadlines and figures use it")]
 
 use std::path::PathBuf;
 use std::process::Command;

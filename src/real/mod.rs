@@ -5,6 +5,7 @@
 //! [`crate::local::LocalCluster`] for the processes, [`observe`] for what a status poll can see.
 
 pub mod agreement;
+pub mod firewall;
 pub mod lab;
 pub mod observe;
 pub mod run;

@@ -103,6 +103,7 @@ pub fn run(config: &RunConfig, options: &RealOptions) -> Result<RunRecord, Strin
         nodes.iter().map(|(id, h)| (*id, format!("{}:{PORT}", lab.hosts[h].ip))).collect();
 
     let trace = Trace::default();
+    #[allow(clippy::disallowed_methods, reason = "real mode's time line is wall time, by definition")]
     set_real_epoch(Some(Instant::now()));
     let rec = Recorder::with_trace(trace.clone());
     let control = Arc::new(Control::default());
@@ -141,7 +142,7 @@ pub fn run(config: &RunConfig, options: &RealOptions) -> Result<RunRecord, Strin
         lab,
     };
     let outcome = std::thread::scope(|s| {
-        s.spawn(|| -> Result<(Result<(), Stop>, Vec<availability::Window>, Observer), String> {
+        s.spawn(|| -> Result<Driven, String> {
             super::lab::enter_namespace(&hub)?;
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
             Ok(rt.block_on(driver.drive(client_threads)))
@@ -213,6 +214,9 @@ enum Stop {
     Setup(String),
     Liveness(String),
 }
+
+/// What the driver hands back: how the run ended, its fault windows, and what the polls saw.
+type Driven = (Result<(), Stop>, Vec<availability::Window>, Observer);
 
 /// The run's driver: it lives in the hub's namespace, where it reaches every node and no fault reaches it.
 struct Driver {
