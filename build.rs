@@ -19,5 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     unsafe { std::env::set_var("PROTOC", protoc) };
     println!("cargo:rerun-if-changed=proto/quorumlab.proto");
     tonic_prost_build::configure().compile_protos(&["proto/quorumlab.proto"], &["proto"])?;
+    // etcd's KV.Put, for the etcd comparison benchmark only (benches/etcd_compare.rs): no server, no other call.
+    println!("cargo:rerun-if-changed=benches/etcd/kv.proto");
+    tonic_prost_build::configure().build_server(false).compile_protos(&["benches/etcd/kv.proto"], &["benches/etcd"])?;
     Ok(())
 }
