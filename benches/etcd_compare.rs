@@ -9,7 +9,10 @@
 //! Load: each client is its own connection (a tonic channel for etcd, a quorumlab `Client` session) on one
 //! multi-thread tokio runtime, and sends its next put (a unique key) only when the previous one is answered.
 //! etcd clients connect to the members round robin, as etcd's Go client balances; quorumlab's client finds the
-//! leader itself. Each level runs a warm-up, then `MEASURE` of measured load.
+//! leader itself. Each level runs a warm-up, then [`measure`] of measured load.
+//!
+//! For profiling: `ETCD_COMPARE_ONLY=quorumlab` skips etcd, `ETCD_COMPARE_SECONDS=N` measures N s per level, and
+//! `ETCD_COMPARE_NODE_ARGS="--snapshot-every 100000"` passes arguments to every `quorumlab node`.
 #![allow(clippy::disallowed_methods, reason = "a benchmark measures wall-clock time")]
 
 use std::path::{Path, PathBuf};
@@ -30,7 +33,12 @@ const EXE: &str = env!("CARGO_BIN_EXE_quorumlab");
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
 const VALUE: &[u8] = b"0123456789abcdef0123456789abcdef";
 const WARMUP: Duration = Duration::from_secs(1);
-const MEASURE: Duration = Duration::from_secs(5);
+
+/// Measured load per level: 5 s, or `ETCD_COMPARE_SECONDS` (longer runs for a profiler to attach to).
+fn measure() -> Duration {
+    let secs = std::env::var("ETCD_COMPARE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    Duration::from_secs(secs)
+}
 
 /// One level's result.
 #[derive(Clone, Copy, Default)]
@@ -79,7 +87,7 @@ where
             })
         })
         .collect();
-    tokio::time::sleep(WARMUP + MEASURE).await;
+    tokio::time::sleep(WARMUP + measure()).await;
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
     for t in tasks {
@@ -87,7 +95,7 @@ where
     }
     latencies.sort();
     Level {
-        writes_per_s: latencies.len() as f64 / MEASURE.as_secs_f64(),
+        writes_per_s: latencies.len() as f64 / measure().as_secs_f64(),
         p50: percentile(&latencies, 50.0),
         p99: percentile(&latencies, 99.0),
     }
@@ -95,7 +103,9 @@ where
 
 async fn quorumlab_levels() -> Vec<Level> {
     let addrs = free_addrs(3).expect("free loopback ports");
-    let cluster = LocalCluster::start(Path::new(EXE), addrs, None, &[], true).expect("start quorumlab nodes");
+    let extra = std::env::var("ETCD_COMPARE_NODE_ARGS").unwrap_or_default();
+    let extra: Vec<&str> = extra.split_whitespace().collect();
+    let cluster = LocalCluster::start(Path::new(EXE), addrs, None, &extra, true).expect("start quorumlab nodes");
     cluster.wait_listening(Duration::from_secs(20)).await.expect("nodes listening");
     cluster.initialize(Duration::from_secs(5)).await.expect("initialize the cluster");
     cluster.wait_for_leader(&[1, 2, 3], Duration::from_secs(10)).await.expect("a leader");
@@ -250,9 +260,12 @@ fn main() {
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    let etcd = etcd_exe();
+    // ETCD_COMPARE_ONLY=quorumlab skips etcd (to profile quorumlab alone).
+    let only_ours = std::env::var("ETCD_COMPARE_ONLY").is_ok_and(|v| v == "quorumlab");
+    let etcd = if only_ours { None } else { etcd_exe() };
     let theirs = match &etcd {
         Some(exe) => Some(rt.block_on(etcd_levels(exe))),
+        None if only_ours => None,
         None => {
             println!(
                 "etcd_compare: no etcd found (install Debian's etcd-server: apt-get install etcd-server, or set \
@@ -265,7 +278,7 @@ fn main() {
     println!(
         "\n3 members on 127.0.0.1, fsync per append, {}-byte values, closed loop, {} s measured per level ({}):",
         VALUE.len(),
-        MEASURE.as_secs(),
+        measure().as_secs(),
         etcd.as_ref().map_or("quorumlab only".to_string(), |e| format!("etcd: {}", e.display()))
     );
     println!("| clients | quorumlab writes/s (p50 / p99 ms) | etcd writes/s (p50 / p99 ms) | ratio | p99 ratio |");
