@@ -87,7 +87,19 @@ fn a_real_cut_is_judged_as_the_oracle_predicts() {
         r.trace.iter().filter(|l| l.contains("nftables")).collect::<Vec<_>>()
     );
     assert!(r.operations > 100, "the load ran: {} operations", r.operations);
-    assert!(my_namespaces(std::process::id()).is_empty(), "the lab removed its namespaces");
+    // Other tests in this process run labs of their own: look for this run's only.
+    let run_id = r
+        .trace
+        .iter()
+        .find_map(|l| l.split("cluster up in lab ").nth(1))
+        .and_then(|rest| rest.split(',').next())
+        .expect("the trace names the lab")
+        .to_string();
+    let left: Vec<String> = my_namespaces(std::process::id())
+        .into_iter()
+        .filter(|ns| ns.starts_with(&format!("quorumlab-{run_id}-")))
+        .collect();
+    assert!(left.is_empty(), "the lab removed its namespaces: {left:?}");
 }
 
 /// Negative control: nodes planted with stale local reads, the leader's datacenter isolated. The old leader

@@ -30,9 +30,11 @@ use crate::client::admin;
 use crate::local::LocalCluster;
 use crate::net::Transport;
 use crate::sim::history::Recorder;
-use crate::sim::invariants::{availability, linearizable};
+use crate::sim::invariants::availability;
 use crate::sim::nemesis::{connectivity_of, plan_links, ActiveFault, Dir};
-use crate::sim::run::{close_window, open_window_at, RunConfig, RunRecord, Verdict, LIVENESS_ELECTIONS, PROPERTIES};
+use crate::sim::run::{
+    close_window, judge_history, open_window_at, RunConfig, RunRecord, Verdict, LIVENESS_ELECTIONS, PROPERTIES,
+};
 use crate::sim::schedule::Fault;
 use crate::sim::trace::{set_real_epoch, sim_now, Trace};
 use crate::sim::workload::{self, Control, LoadEnv, Phase};
@@ -168,25 +170,7 @@ pub fn run(config: &RunConfig, options: &RealOptions) -> Result<RunRecord, Strin
             Err(Stop::Liveness(why)) => Verdict::Fail(why.clone()),
         },
     );
-    verdicts.insert(
-        PROPERTIES[1].into(),
-        match linearizable::check(&rec.check()) {
-            Ok(()) => Verdict::Pass,
-            Err(v) => Verdict::Fail(v.to_string()),
-        },
-    );
-    let history = rec.history();
-    let tags = rec.tags();
-    let compared = availability::compare(&windows, &history, &tags, config.settle(), config.workload.op_timeout);
-    let disagreements: Vec<String> = compared
-        .iter()
-        .filter(|(_, v)| !v.agree)
-        .map(|(i, v)| format!("{} / {}: {}", windows[*i].faults.join(" + "), v.dc, v.note))
-        .collect();
-    verdicts.insert(
-        PROPERTIES[2].into(),
-        if disagreements.is_empty() { Verdict::Pass } else { Verdict::Fail(disagreements.join("; ")) },
-    );
+    let (history, tags, compared) = judge_history(config, &rec, &windows, &mut verdicts);
     let (leader_changes, highest_term) = observer.leaders();
     Ok(RunRecord {
         topology: config.topology.name().to_string(),

@@ -280,25 +280,7 @@ pub fn run(config: &RunConfig) -> RunRecord {
         Err(Stop::Setup(why)) => Verdict::Fail(format!("the cluster could not be set up: {why}")),
     };
     verdicts.insert(PROPERTIES[3].into(), liveness);
-    let history = rec.history();
-    verdicts.insert(
-        PROPERTIES[1].into(),
-        match linearizable::check(&rec.check()) {
-            Ok(()) => Verdict::Pass,
-            Err(v) => Verdict::Fail(v.to_string()),
-        },
-    );
-    let tags = rec.tags();
-    let availability = availability::compare(&windows, &history, &tags, config.settle(), config.workload.op_timeout);
-    let disagreements: Vec<String> = availability
-        .iter()
-        .filter(|(_, v)| !v.agree)
-        .map(|(i, v)| format!("{} / {}: {}", windows[*i].faults.join(" + "), v.dc, v.note))
-        .collect();
-    verdicts.insert(
-        PROPERTIES[2].into(),
-        if disagreements.is_empty() { Verdict::Pass } else { Verdict::Fail(disagreements.join("; ")) },
-    );
+    let (history, tags, availability) = judge_history(config, &rec, &windows, &mut verdicts);
     let fencing = world.map(|w| super::fencing::verdict::judge(&w, &windows, &mut verdicts));
     let leaders = shared.leaders.lock().map(|l| l.clone()).unwrap_or_default();
     RunRecord {
@@ -321,6 +303,36 @@ pub fn run(config: &RunConfig) -> RunRecord {
         holder_log: control.holder_log.lock().map(|l| l.clone()).unwrap_or_default(),
         fencing,
     }
+}
+
+/// The checks a run's client history answers, the same in the simulator and on real processes: linearizability,
+/// and each window's availability against the oracle. Returns the history, its tags and the per-window verdicts.
+pub(crate) fn judge_history(
+    config: &RunConfig,
+    rec: &Recorder,
+    windows: &[Window],
+    verdicts: &mut BTreeMap<String, Verdict>,
+) -> (quorumlab_check::History, BTreeMap<u64, String>, Vec<(usize, DcVerdict)>) {
+    let history = rec.history();
+    verdicts.insert(
+        PROPERTIES[1].into(),
+        match linearizable::check(&rec.check()) {
+            Ok(()) => Verdict::Pass,
+            Err(v) => Verdict::Fail(v.to_string()),
+        },
+    );
+    let tags = rec.tags();
+    let compared = availability::compare(windows, &history, &tags, config.settle(), config.workload.op_timeout);
+    let disagreements: Vec<String> = compared
+        .iter()
+        .filter(|(_, v)| !v.agree)
+        .map(|(i, v)| format!("{} / {}: {}", windows[*i].faults.join(" + "), v.dc, v.note))
+        .collect();
+    verdicts.insert(
+        PROPERTIES[2].into(),
+        if disagreements.is_empty() { Verdict::Pass } else { Verdict::Fail(disagreements.join("; ")) },
+    );
+    (history, tags, compared)
 }
 
 /// Why a run stopped early, or what failed in its liveness phase.
