@@ -113,6 +113,18 @@ fn stale_reads_on_real_processes_are_caught() {
     assert!(r.verdicts[PROPERTIES[1]].failed(), "stale reads must fail linearizability: {:?}", r.verdicts);
 }
 
+/// A cluster that never comes up (the nodes' executable exits at once) fails the run as a set-up failure, with
+/// the lab gone and the clients told to stop, instead of hanging or passing.
+#[test]
+fn a_cluster_that_never_starts_fails_as_set_up() {
+    let Some(mut options) = real_mode() else { return };
+    options.exe = PathBuf::from("/bin/false");
+    let r = run(&config("etcd-3", "crash:leader@0ms+2s", 1), &options).expect("the run is made, and fails");
+    assert!(!r.passed());
+    let liveness = format!("{:?}", r.verdicts[PROPERTIES[3]]);
+    assert!(liveness.contains("could not be set up"), "{liveness}");
+}
+
 /// Ctrl-C during a real run: the handler removes the lab's namespaces and kills its node processes.
 #[test]
 fn ctrl_c_removes_the_lab_and_its_processes() {

@@ -152,6 +152,8 @@ pub fn run(config: &RunConfig, options: &RealOptions) -> Result<RunRecord, Strin
         .join()
         .map_err(|_| "the real-mode driver panicked".to_string())?
     });
+    // Whatever became of the driver, no client thread outlives the run by more than its current operation.
+    control.set_phase(Phase::Abandoned);
     let elapsed = sim_now();
     set_real_epoch(None);
     let (outcome, windows, observer) = outcome?;
@@ -230,7 +232,7 @@ impl Driver {
         let mut cluster = match self.start_cluster() {
             Ok(c) => c,
             Err(why) => {
-                self.control.set_phase(Phase::Liveness);
+                self.control.set_phase(Phase::Abandoned);
                 return (Err(Stop::Setup(why)), windows, self.observer);
             }
         };
@@ -245,7 +247,8 @@ impl Driver {
         };
         let outcome = self.drive_phases(&mut cluster, clients, &mut windows).await;
         poller.abort();
-        self.control.set_phase(Phase::Liveness);
+        // Clients that are still running (the run failed before they finished) stop now.
+        self.control.set_phase(Phase::Abandoned);
         cluster.stop(Duration::from_secs(2)).await;
         (outcome, windows, self.observer)
     }

@@ -96,6 +96,9 @@ pub enum Phase {
     Setup = 0,
     Load = 1,
     Liveness = 2,
+    /// The run ended early (real mode: the cluster never came up, or the driver gave up): clients stop at once,
+    /// skipping the liveness phase. The simulator never sets it.
+    Abandoned = 3,
 }
 
 impl Control {
@@ -103,7 +106,8 @@ impl Control {
         match self.phase.load(Ordering::SeqCst) {
             0 => Phase::Setup,
             1 => Phase::Load,
-            _ => Phase::Liveness,
+            2 => Phase::Liveness,
+            _ => Phase::Abandoned,
         }
     }
 
@@ -219,6 +223,9 @@ pub async fn kv_load(
             }
         }
         tokio::time::sleep(options.think).await;
+    }
+    if control.phase() == Phase::Abandoned {
+        return Ok(());
     }
     // Liveness: one fresh write must succeed, then every key is read once.
     let fresh = fresh_write(&env, &rec, &dc).await;
