@@ -13,10 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quorumlab::real::run::{run, RealOptions};
+use quorumlab::sim::invariants::availability;
 use quorumlab::sim::run::{RunConfig, RunRecord, PROPERTIES};
 use quorumlab::sim::schedule::Schedule;
 use quorumlab::suite::{matrix, FAULT_DURATION};
-use quorumlab_quorum::{shipped, Availability};
+use quorumlab_quorum::{predict_with_leader, shipped, Availability, Connectivity, FaultShape, RaftVariant};
 
 fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_quorumlab"))
@@ -100,6 +101,33 @@ fn a_real_cut_is_judged_as_the_oracle_predicts() {
         .filter(|ns| ns.starts_with(&format!("quorumlab-{run_id}-")))
         .collect();
     assert!(left.is_empty(), "the lab removed its namespaces: {left:?}");
+
+    // Negative control for real mode's availability check: the same real history, judged against plain Raft's
+    // prediction (dc2 elects through dc3 and writes), must disagree.
+    let cfg = config("etcd-2-2-1", "cut:dc1:dc2@0ms+14s", 1);
+    let mut cut = Connectivity::full_mesh(&cfg.topology);
+    FaultShape::CutDcLink { a: "dc1".into(), b: "dc2".into() }.apply_to(&cfg.topology, &mut cut).expect("a cut");
+    let plain: Vec<_> = r
+        .windows
+        .iter()
+        .map(|w| availability::Window {
+            prediction: w
+                .prediction
+                .as_ref()
+                .map(|_| predict_with_leader(&cfg.topology, &cut, RaftVariant::Plain, w.leader)),
+            ..w.clone()
+        })
+        .collect();
+    let history = r.history.as_ref().expect("history");
+    let judged = availability::compare(&plain, history, &r.tags, cfg.settle(), cfg.workload.op_timeout);
+    assert!(judged.iter().any(|(_, v)| v.dc == "dc2" && !v.agree), "plain Raft's prediction must fail: {judged:?}");
+
+    // Negative control for the agreement table: a run set against itself agrees; against a copy whose history
+    // was lost, every row differs.
+    assert!(quorumlab::real::agreement::compare(&cfg, &r, &r).iter().all(|row| row.agree));
+    let lost = RunRecord { history: None, ..r.clone() };
+    let rows = quorumlab::real::agreement::compare(&cfg, &r, &lost);
+    assert!(!rows.is_empty() && rows.iter().all(|row| !row.agree), "{rows:?}");
 }
 
 /// Negative control: nodes planted with stale local reads, the leader's datacenter isolated. The old leader
