@@ -12,7 +12,8 @@
 //! leader itself. Each level runs a warm-up, then [`measure`] of measured load.
 //!
 //! For profiling: `ETCD_COMPARE_ONLY=quorumlab` skips etcd, `ETCD_COMPARE_SECONDS=N` measures N s per level, and
-//! `ETCD_COMPARE_NODE_ARGS="--snapshot-every 100000"` passes arguments to every `quorumlab node`.
+//! `ETCD_COMPARE_NODE_ARGS="--snapshot-every 100000"` passes arguments to every `quorumlab node`, and
+//! `ETCD_COMPARE_CLIENTS=64` runs only the levels listed (comma-separated).
 #![allow(clippy::disallowed_methods, reason = "a benchmark measures wall-clock time")]
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,17 @@ mod etcdserverpb {
 
 const EXE: &str = env!("CARGO_BIN_EXE_quorumlab");
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
+
+/// The client counts to run: [`CONCURRENCY`], or those listed in `ETCD_COMPARE_CLIENTS`.
+fn client_counts() -> Vec<usize> {
+    match std::env::var("ETCD_COMPARE_CLIENTS") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| n.trim().parse().unwrap_or_else(|_| panic!("ETCD_COMPARE_CLIENTS: {n:?} is not a client count")))
+            .collect(),
+        Err(_) => CONCURRENCY.to_vec(),
+    }
+}
 const VALUE: &[u8] = b"0123456789abcdef0123456789abcdef";
 const WARMUP: Duration = Duration::from_secs(1);
 
@@ -110,7 +122,7 @@ async fn quorumlab_levels() -> Vec<Level> {
     cluster.initialize(Duration::from_secs(5)).await.expect("initialize the cluster");
     cluster.wait_for_leader(&[1, 2, 3], Duration::from_secs(10)).await.expect("a leader");
     let mut levels = Vec::new();
-    for (round, n) in CONCURRENCY.into_iter().enumerate() {
+    for (round, n) in client_counts().into_iter().enumerate() {
         let clients: Vec<(Client, String)> = (0..n)
             .map(|i| {
                 let mut cfg = ClientConfig::new(cluster.endpoints(), Transport::Tcp);
@@ -223,7 +235,7 @@ async fn etcd_levels(exe: &Path) -> Vec<Level> {
         }
     }
     let mut levels = Vec::new();
-    for (round, n) in CONCURRENCY.into_iter().enumerate() {
+    for (round, n) in client_counts().into_iter().enumerate() {
         let mut clients = Vec::new();
         for i in 0..n {
             let addr = &etcd.clients[i % etcd.clients.len()];
@@ -283,7 +295,7 @@ fn main() {
     );
     println!("| clients | quorumlab writes/s (p50 / p99 ms) | etcd writes/s (p50 / p99 ms) | ratio | p99 ratio |");
     println!("|---|---|---|---|---|");
-    for (i, n) in CONCURRENCY.into_iter().enumerate() {
+    for (i, n) in client_counts().into_iter().enumerate() {
         let q = ours[i];
         let (e, ratio, p99) = match &theirs {
             Some(t) => (
