@@ -49,11 +49,6 @@ pub(crate) fn write_logs<E: Error + 'static>(e: E) -> StorageError {
     storage_error(ErrorSubject::Logs, ErrorVerb::Write, &e)
 }
 
-/// For an error that must also go elsewhere (the append callback takes it by value).
-pub(crate) fn write_logs_ref<E: Error + 'static>(e: &E) -> StorageError {
-    storage_error(ErrorSubject::Logs, ErrorVerb::Write, e)
-}
-
 pub(crate) fn delete_logs<E: Error + 'static>(e: E) -> StorageError {
     storage_error(ErrorSubject::Logs, ErrorVerb::Delete, &e)
 }

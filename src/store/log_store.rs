@@ -3,6 +3,14 @@
 //! Tree `raft_log`: big-endian index → bincode `Entry`.
 //! Tree `raft_state`: `vote`, `committed`, `last_purged` → bincode `Vote` / `LogId`.
 //!
+//! Group commit: `append` writes its entries and returns; one flusher task per store makes them durable and only
+//! then tells openraft (the append's callback). Every append that arrived while a flush ran is covered by the next
+//! one flush, so under load one fsync acknowledges many appends, on the leader and on followers alike, and the Raft
+//! core keeps replicating while the disk works. Nothing is acknowledged before it is on disk: the callback is the
+//! acknowledgement, and it runs only after a flush that started after the entries were written. `truncate` and
+//! `purge` first wait until every earlier append is flushed and acknowledged, so no acknowledgement can arrive for
+//! entries already cut away.
+//!
 //! Entries appended since the store opened are also kept decoded in memory ([`Recent`]) until they are purged or
 //! truncated: openraft reads every entry back soon after appending it (to replicate it, and to hand it to the state
 //! machine once committed), and serving those reads from sled meant a range scan and a decode per entry per read.
@@ -38,6 +46,39 @@ pub struct LogStore {
     log: Tree,
     state: Tree,
     recent: Arc<Mutex<Recent>>,
+    /// The flusher task's queue, started by the first append (inside the node's runtime).
+    committer: Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<FlushJob>>>>,
+}
+
+/// What the flusher does, in order.
+enum FlushJob {
+    /// Acknowledge an append once a flush covers it.
+    Ack(LogFlushed<TypeConfig>),
+    /// Answer once every earlier job is done.
+    Barrier(tokio::sync::oneshot::Sender<()>),
+}
+
+/// The flusher: takes every job queued so far, flushes once, acknowledges them in order.
+async fn group_commit(disk: Disk, mut jobs: tokio::sync::mpsc::UnboundedReceiver<FlushJob>) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while let Ok(job) = jobs.try_recv() {
+            batch.push(job);
+        }
+        let flushed = if batch.iter().any(|j| matches!(j, FlushJob::Ack(_))) {
+            disk.flush().await.map_err(|e| e.to_string())
+        } else {
+            Ok(())
+        };
+        for job in batch {
+            match job {
+                FlushJob::Ack(callback) => callback.log_io_completed(flushed.clone().map_err(std::io::Error::other)),
+                FlushJob::Barrier(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
 }
 
 /// The tail of the log appended since the store opened, decoded.
@@ -92,7 +133,34 @@ impl LogStore {
             state: disk.db.open_tree("raft_state")?,
             disk: disk.clone(),
             recent: Arc::default(),
+            committer: Arc::default(),
         })
+    }
+
+    /// Queues `job` for the flusher, starting it if it is not running.
+    fn queue(&self, job: FlushJob) {
+        let mut committer = self.committer.lock().unwrap_or_else(|e| e.into_inner());
+        let job = match committer.as_ref() {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => return,
+                Err(tokio::sync::mpsc::error::SendError(job)) => job,
+            },
+            None => job,
+        };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(group_commit(self.disk.clone(), rx));
+        let _ = tx.send(job);
+        *committer = Some(tx);
+    }
+
+    /// Waits until every append so far is flushed and acknowledged.
+    async fn appends_acknowledged(&self) {
+        if self.committer.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+            return;
+        }
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.queue(FlushJob::Barrier(done));
+        let _ = wait.await;
     }
 
     fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
@@ -336,25 +404,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.disk.apply(&self.log, writes).map_err(codec::write_logs)?;
         self.recent().extend(last_before, appended);
         self.disk.emit(|| StoreChange::Appended { entries: observed });
-        // Acknowledge only what is durable: after the flush in Fsync mode and on the simulated
-        // disk; under plain ProcessCrash the Db outlives the crashed process, so the write itself
-        // is enough. The planted bug acknowledges with the entries still in the disk's cache.
-        let flushed = if self.disk.ack_before_flush { Ok(()) } else { self.disk.flush().await };
-        match flushed {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                let io_error = std::io::Error::from(e);
-                let err = codec::write_logs_ref(&io_error);
-                callback.log_io_completed(Err(io_error));
-                Err(err)
-            }
+        // Acknowledge only what is durable: the flusher calls back after a flush that covers these entries (in
+        // Fsync mode and on the simulated disk; under plain ProcessCrash the Db outlives the crashed process, so
+        // the write itself is enough). The planted bug acknowledges with the entries still in the disk's cache.
+        if self.disk.ack_before_flush {
+            callback.log_io_completed(Ok(()));
+        } else {
+            self.queue(FlushJob::Ack(callback));
         }
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.appends_acknowledged().await;
         debug_assert!(self.last_purged()?.is_none_or(|p| p.index < log_id.index), "truncating purged entries");
         self.remove_from(log_id.index)?;
         self.disk.emit(|| StoreChange::Truncated { since: log_id.index });
@@ -363,6 +425,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.appends_acknowledged().await;
         let previous = self.last_purged()?;
         debug_assert!(previous <= Some(log_id), "last_purged moves forward: {previous:?} -> {log_id}");
         // Record first: if a crash comes between the two writes, open() finishes the deletion.
