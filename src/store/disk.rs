@@ -18,9 +18,10 @@
 //! because each journal record holds the value its write replaced and records are undone newest
 //! first. This holds only if every write to the node's trees goes through [`Disk::apply`].
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use sled::{Batch, Db, IVec, Tree};
+use sled::{Db, IVec, Tree};
 
 use super::observe::{emit, Observer, StoreChange};
 use super::writes::Writes;
@@ -120,12 +121,38 @@ pub(crate) struct Disk {
     /// Planted bug (simulation only): a restart brings back the vote of the node's previous
     /// term, forgetting the vote it cast in its latest one.
     pub forget_vote_on_restart: bool,
+    /// Trees whose latest write group's redo record is still stored (`Fsync` only; see [`Disk::apply_with_redo`]).
+    redo_live: Arc<Mutex<BTreeSet<IVec>>>,
+}
+
+/// Where redo records live, in the default tree: this prefix, then the tree's name.
+pub(crate) const REDO_PREFIX: &[u8] = b"quorumlab.redo/";
+
+fn redo_key(tree: &[u8]) -> Vec<u8> {
+    [REDO_PREFIX, tree].concat()
+}
+
+/// Why a crash's write group could not be made again.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReplayError {
+    #[error(transparent)]
+    Sled(#[from] sled::Error),
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 impl Disk {
     /// A real disk (`Fsync`) or a simulated one without power loss (`ProcessCrash`).
     pub(crate) fn plain(db: Db, durability: Durability) -> Self {
-        Disk { db, durability, journal: None, observer: None, ack_before_flush: false, forget_vote_on_restart: false }
+        Disk {
+            db,
+            durability,
+            journal: None,
+            observer: None,
+            ack_before_flush: false,
+            forget_vote_on_restart: false,
+            redo_live: Arc::default(),
+        }
     }
 
     /// A simulated disk that honours flushes and can lose power.
@@ -137,6 +164,7 @@ impl Disk {
             observer,
             ack_before_flush: false,
             forget_vote_on_restart: false,
+            redo_live: Arc::default(),
         }
     }
 
@@ -154,16 +182,7 @@ impl Disk {
     pub(crate) fn apply(&self, tree: &Tree, writes: Writes) -> sled::Result<()> {
         let ops = writes.into_ops();
         match (self.durability, &self.journal) {
-            (Durability::Fsync, _) => {
-                let mut batch = Batch::default();
-                for (key, value) in ops {
-                    match value {
-                        Some(v) => batch.insert(key, v),
-                        None => batch.remove(key),
-                    }
-                }
-                tree.apply_batch(batch)
-            }
+            (Durability::Fsync, _) => self.apply_with_redo(tree, ops),
             (Durability::ProcessCrash, None) => {
                 for (key, value) in ops {
                     match value {
@@ -191,6 +210,64 @@ impl Disk {
                 Ok(())
             }
         }
+    }
+
+    /// `Fsync`'s write group: plain sled writes, made all-or-nothing by a redo record.
+    ///
+    /// sled recovers a prefix of its log: after a crash or a power loss, every write it keeps was made after every
+    /// other write it keeps. A group of more than one write first stores, in one insert, a redo record of the whole
+    /// group (one key per tree), then makes the writes. So after a crash either the record is gone, and with it every
+    /// write of the group (they came later), or it is there, and [`Disk::replay_redo`] makes the whole group again
+    /// when the store opens (each write sets a key to a value or removes it, so making it twice changes nothing).
+    /// The first single write to a tree after a group removes the group's record before it writes, so a replay never
+    /// undoes a later write; every write to a tree goes through here, under one lock, so groups never interleave.
+    ///
+    /// Why not a sled `Batch`, which is all-or-nothing too: sled 0.34 seals its I/O buffer at the end of every batch
+    /// and writes it out with a `sync_file_range` of its own on its thread pool, so each batch (an append, an apply,
+    /// the commit index) cost a disk write, and a flush waited for all of them (benches/etcd_compare.rs).
+    fn apply_with_redo(&self, tree: &Tree, ops: Vec<(IVec, Option<IVec>)>) -> sled::Result<()> {
+        let name = tree.name();
+        let mut live = self.redo_live.lock().unwrap_or_else(|e| e.into_inner());
+        if ops.len() > 1 {
+            let record: Vec<(&[u8], Option<&[u8]>)> = ops.iter().map(|(k, v)| (&k[..], v.as_deref())).collect();
+            let bytes = super::codec::encode(&record).map_err(|e| sled::Error::Unsupported(e.to_string()))?;
+            self.db.insert(redo_key(&name), bytes)?;
+            live.insert(name);
+        } else if live.remove(&name) {
+            self.db.remove(redo_key(&name))?;
+        }
+        for (key, value) in ops {
+            match value {
+                Some(v) => tree.insert(key, v)?,
+                None => tree.remove(key)?,
+            };
+        }
+        Ok(())
+    }
+
+    /// Makes again every write group whose redo record a crash left behind (see [`Disk::apply_with_redo`]), then
+    /// removes the records and flushes. Called once when the store opens, before anything reads it. Returns how
+    /// many groups it made again.
+    pub(crate) fn replay_redo(&self) -> Result<usize, ReplayError> {
+        let mut replayed = 0;
+        for item in self.db.scan_prefix(REDO_PREFIX) {
+            let (key, bytes) = item?;
+            let tree = self.db.open_tree(&key[REDO_PREFIX.len()..])?;
+            let record: Vec<(Vec<u8>, Option<Vec<u8>>)> = super::codec::decode(&bytes)
+                .map_err(|e| ReplayError::Corrupt(format!("redo record {:?}: {e}", String::from_utf8_lossy(&key))))?;
+            for (key, value) in record {
+                match value {
+                    Some(v) => tree.insert(key, v)?,
+                    None => tree.remove(key)?,
+                };
+            }
+            self.db.remove(&key)?;
+            replayed += 1;
+        }
+        if replayed > 0 && self.durability == Durability::Fsync {
+            self.db.flush()?;
+        }
+        Ok(replayed)
     }
 
     /// Makes every write so far durable: sled's flush under `Fsync`, emptying the journal on a

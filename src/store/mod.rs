@@ -1,7 +1,8 @@
 //! Durable Raft storage in sled: the log store and the key-value state machine behind openraft's
 //! storage-v2 traits ([`LogStore`]: `RaftLogStorage`; [`StateMachineStore`]: `RaftStateMachine`).
 //!
-//! One sled `Db` per node holds five trees: the default tree (the store marker), `raft_log`
+//! One sled `Db` per node holds five trees: the default tree (the store marker, and the redo record of a
+//! tree's last write group while it is needed: `quorumlab.redo/<tree>`), `raft_log`
 //! (entries by big-endian index), `raft_state` (vote, committed, last purged), `sm` (applied id,
 //! membership, keys and client sessions, one tree so each apply is one atomic batch) and
 //! `snapshot` (the current snapshot's meta and data).
@@ -103,7 +104,12 @@ const MARKER_KEY: &[u8] = b"quorumlab.store";
 /// Marker value: this prefix, then the format version as a big-endian `u32`.
 const MARKER_MAGIC: &[u8] = b"quorumlab-store/";
 /// Version of the on-disk layout described in the module docs; bump it when the layout changes.
-pub const STORE_FORMAT: u32 = 1;
+///
+/// 2 added redo records (format 1 wrote each group as a sled batch). A format-1 store opens and is marked 2: it
+/// holds no redo record, and everything else is unchanged.
+pub const STORE_FORMAT: u32 = 2;
+/// The older format this build still opens (see [`STORE_FORMAT`]).
+const UPGRADABLE_FORMAT: u32 = 1;
 
 /// Where a simulation Db lives, for error messages (sled does not expose its temporary path).
 const SIM_DB_LOCATION: &str = "(simulation sled db)";
@@ -179,18 +185,29 @@ fn open_at(disk: Disk, location: &Path) -> Result<(LogStore, StateMachineStore),
     let db = &disk.db;
     let sled_err = |source| OpenError::Sled { path: location.to_path_buf(), source };
     let recover_err = |source| OpenError::Recover { path: location.to_path_buf(), source: Box::new(source) };
+    let write_marker = || -> sled::Result<()> {
+        let mut marker = MARKER_MAGIC.to_vec();
+        marker.extend_from_slice(&STORE_FORMAT.to_be_bytes());
+        db.insert(MARKER_KEY, marker)?;
+        if disk.durability == Durability::Fsync {
+            db.flush()?;
+        }
+        Ok(())
+    };
     match db.get(MARKER_KEY).map_err(sled_err)? {
-        Some(marker) => check_marker(&marker, location)?,
-        None if is_empty(db).map_err(sled_err)? => {
-            let mut marker = MARKER_MAGIC.to_vec();
-            marker.extend_from_slice(&STORE_FORMAT.to_be_bytes());
-            db.insert(MARKER_KEY, marker).map_err(sled_err)?;
-            if disk.durability == Durability::Fsync {
-                db.flush().map_err(sled_err)?;
+        Some(marker) => {
+            if check_marker(&marker, location)? == UPGRADABLE_FORMAT {
+                write_marker().map_err(sled_err)?;
             }
         }
+        None if is_empty(db).map_err(sled_err)? => write_marker().map_err(sled_err)?,
         None => return Err(OpenError::NotAStore { path: location.to_path_buf() }),
     }
+    // Before anything reads a tree: a write group that a crash cut short is made whole.
+    disk.replay_redo().map_err(|e| match e {
+        disk::ReplayError::Sled(source) => sled_err(source),
+        disk::ReplayError::Corrupt(msg) => recover_err(codec::read_store(codec::CorruptRecord(msg))),
+    })?;
     let log = LogStore::open(&disk).map_err(sled_err)?;
     log.finish_interrupted_purge().map_err(recover_err)?;
     let mut sm = StateMachineStore::open(&disk).map_err(recover_err)?;
@@ -211,12 +228,13 @@ fn open_at(disk: Disk, location: &Path) -> Result<(LogStore, StateMachineStore),
     Ok((log, sm))
 }
 
-fn check_marker(marker: &[u8], location: &Path) -> Result<(), OpenError> {
+/// The store format a marker names, if this build opens it.
+fn check_marker(marker: &[u8], location: &Path) -> Result<u32, OpenError> {
     let Some(version) = marker.strip_prefix(MARKER_MAGIC) else {
         return Err(OpenError::NotAStore { path: location.to_path_buf() });
     };
     match <[u8; 4]>::try_from(version).map(u32::from_be_bytes) {
-        Ok(STORE_FORMAT) => Ok(()),
+        Ok(v @ (STORE_FORMAT | UPGRADABLE_FORMAT)) => Ok(v),
         Ok(other) => Err(OpenError::UnsupportedFormat {
             path: location.to_path_buf(),
             found: other.to_string(),

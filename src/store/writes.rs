@@ -1,7 +1,8 @@
 //! A group of writes to one sled tree that must land together, applied by [`super::disk::Disk::apply`].
 //!
-//! Under [`Durability::Fsync`] the group is one sled `Batch`, which sled recovers all-or-nothing
-//! after a power loss. Under [`Durability::ProcessCrash`] (simulation) it is plain inserts and
+//! Under [`Durability::Fsync`] the group is plain sled writes after a redo record of the whole group, which
+//! the store makes again when it opens after a crash or power loss cut the group short (see `Disk::apply`'s
+//! `apply_with_redo`). Under [`Durability::ProcessCrash`] (simulation) it is plain inserts and
 //! removes in a row: a simulated crash cancels a node only at an `.await`, and there is none
 //! between them, and a simulated power loss undoes the whole group or none of it (the journal
 //! records it as one group); so the group is just as all-or-nothing, and it skips sled 0.34's

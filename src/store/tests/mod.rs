@@ -4,6 +4,7 @@
 mod durability;
 mod log_reads;
 mod open;
+mod redo;
 mod sim_disk;
 mod snapshot;
 mod state_machine;

@@ -52,7 +52,7 @@ fn a_store_from_a_future_format_is_refused() {
     let db = sim_db().expect("sim db");
     db.insert(MARKER_KEY, b"quorumlab-store/\x00\x00\x00\x09".to_vec()).expect("insert");
     let err = open_db(db, Durability::ProcessCrash).err().expect("must refuse");
-    assert!(matches!(err, OpenError::UnsupportedFormat { ref found, expected: 1, .. } if found == "9"), "{err:?}");
+    assert!(matches!(err, OpenError::UnsupportedFormat { ref found, expected: 2, .. } if found == "9"), "{err:?}");
 }
 
 #[test]
