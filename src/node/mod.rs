@@ -31,9 +31,11 @@ use service::Services;
 pub use quorumlab_quorum::RaftTiming as Timing;
 
 /// A real node's snapshot policy unless `quorumlab node --snapshot-every` says otherwise: a snapshot (which copies
-/// the whole key-value state) every this many entries. Simulated tests snapshot far more often on purpose
-/// (`SimOptions`), to exercise snapshots and catch-up.
-pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1000;
+/// the whole key-value state) every this many entries. etcd's default `--snapshot-count` (3.4). At 1,000 entries a
+/// node under load spent a tenth of its time copying its state again and again, and the copies put spikes in the
+/// latency (benches/etcd_compare.rs, docs/simulation-speed.md). Simulated tests, and real-mode suite runs, which take
+/// the simulator's policy, snapshot far more often on purpose (`SimOptions`), to exercise snapshots and catch-up.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 100_000;
 
 /// Entries a real node keeps behind its snapshot for slow followers: half the snapshot interval.
 pub fn logs_kept_after_snapshot(snapshot_every: u64) -> u64 {

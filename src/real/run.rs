@@ -262,6 +262,9 @@ impl Driver {
             timing.election_timeout_ms_min.to_string(),
             "--election-timeout-max-ms".to_string(),
             timing.election_timeout_ms_max.to_string(),
+            // The simulator's snapshot policy, so that a real run snapshots, purges and catches up as often.
+            "--snapshot-every".to_string(),
+            self.sim_options.snapshot_every.to_string(),
         ];
         if let Some(bug) = &self.options.planted_bug {
             args.extend(["--planted-bug".to_string(), bug.clone()]);
