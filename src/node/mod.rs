@@ -136,6 +136,10 @@ pub struct RunningNode {
 /// Starts a node: Raft over the given storage, and the gRPC server on `config.listen`.
 pub async fn start(config: NodeConfig, log: LogStore, sm: StateMachineStore) -> Result<RunningNode, NodeError> {
     let raft_config = Arc::new(config.raft_config()?);
+    let stored_vote = {
+        use openraft::storage::RaftLogStorage;
+        log.clone().read_vote().await.map_err(|e| NodeError::Raft(e.to_string()))?
+    };
     let reader = sm.reader();
     let network = raft_network::Network {
         id: config.id,
@@ -163,6 +167,7 @@ pub async fn start(config: NodeConfig, log: LogStore, sm: StateMachineStore) -> 
         lease_proposals: proposals.clone(),
         lease_poll: Duration::from_millis(config.timing.heartbeat_ms.max(10)),
         min_lease_ttl: election_max * 3 / 2,
+        stored_vote,
     };
     let keeper = lease_keeper::LeaseKeeper {
         id: config.id,

@@ -37,6 +37,9 @@ pub struct Services {
     pub lease_poll: Duration,
     /// The shortest lease a client may be granted: 1.5 x the maximum election timeout.
     pub min_lease_ttl: Duration,
+    /// The vote storage held when the node started. Until openraft has loaded it, its metrics still show the
+    /// initial vote (term 0), and `Status` answers `UNAVAILABLE` rather than a vote the node never held.
+    pub stored_vote: Option<crate::types::Vote>,
 }
 
 /// Builds the status a non-leader answers with: the leader hint travels as a typed protobuf
@@ -474,6 +477,13 @@ impl pb::admin_service_server::AdminService for Services {
 
     async fn status(&self, _r: GrpcRequest<pb::StatusRequest>) -> Result<GrpcResponse<pb::StatusResponse>, Status> {
         let m = self.raft.metrics().borrow().clone();
+        if self.stored_vote.as_ref().is_some_and(|stored| m.vote.partial_cmp(stored) == Some(std::cmp::Ordering::Less))
+        {
+            return Err(Status::unavailable(format!(
+                "node {} is starting: Raft has not loaded its state yet",
+                self.id
+            )));
+        }
         // openraft 0.9's metrics carry no committed index; the core's state does.
         let committed = self.raft.with_raft_state(|st| st.committed).await.ok().flatten();
         let membership = m.membership_config.membership();
