@@ -186,20 +186,40 @@ async fn established_session_is_cut(session: &mut Session) -> Result<(), String>
     }
 }
 
+/// A lab with the database running in its `db` namespace, and a fence for it (the broken variant if `broken`).
+struct Setup {
+    lab: Lab,
+    _db: Database,
+    addr: SocketAddr,
+    client: String,
+    fence: NftFirewall,
+}
+
+fn setup(broken: bool) -> Setup {
+    let lab = lab();
+    let _db = Database::start(&lab.hosts["db"].ns);
+    let addr = SocketAddr::from((lab.hosts["db"].ip, PORT));
+    let client = lab.hosts["client"].ns.clone();
+    let fence = fence_for(&lab, broken);
+    Setup { lab, _db, addr, client, fence }
+}
+
+/// A session from the client's namespace, opened and acknowledged once before the fence.
+async fn session_before_fence(client: &str, addr: SocketAddr) -> Session {
+    let mut old = Session::open(client, addr, STEP).await.expect("a session before the fence");
+    assert_eq!(old.write("before the fence", STEP).await.as_deref(), Ok("ack"));
+    old
+}
+
 /// The fence cuts the database off over a session opened before it, refuses new sessions, and lifts cleanly.
 #[test]
 fn a_fence_cuts_established_sessions_and_new_ones() {
     if !real_mode() {
         return;
     }
-    let lab = lab();
-    let _db = Database::start(&lab.hosts["db"].ns);
-    let addr = SocketAddr::from((lab.hosts["db"].ip, PORT));
-    let client = lab.hosts["client"].ns.clone();
-    let mut fence = fence_for(&lab, false);
+    let Setup { lab, _db, addr, client, mut fence } = setup(false);
     runtime().block_on(async {
-        let mut old = Session::open(&client, addr, STEP).await.expect("a session before the fence");
-        assert_eq!(old.write("before the fence", STEP).await.as_deref(), Ok("ack"));
+        let mut old = session_before_fence(&client, addr).await;
 
         let id = fence.block(DB);
         let blocked = report(&fence, id).await;
@@ -228,15 +248,10 @@ fn the_broken_fence_keeps_established_sessions_and_is_caught() {
     if !real_mode() {
         return;
     }
-    let lab = lab();
-    let _db = Database::start(&lab.hosts["db"].ns);
-    let addr = SocketAddr::from((lab.hosts["db"].ip, PORT));
-    let client = lab.hosts["client"].ns.clone();
-    let mut fence = fence_for(&lab, true);
+    let Setup { lab, _db, addr, client, mut fence } = setup(true);
     assert!(fence.broken());
     runtime().block_on(async {
-        let mut old = Session::open(&client, addr, STEP).await.expect("a session before the fence");
-        assert_eq!(old.write("before the fence", STEP).await.as_deref(), Ok("ack"));
+        let mut old = session_before_fence(&client, addr).await;
 
         let id = fence.block(DB);
         let blocked = report(&fence, id).await;
