@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quorumlab::client::{Client, ClientConfig};
+use quorumlab::client::{admin, Client, ClientConfig};
 use quorumlab::local::{free_addrs, LocalCluster};
 use quorumlab::net::Transport;
 
@@ -53,11 +53,51 @@ fn measure() -> Duration {
 }
 
 /// One level's result.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 struct Level {
     writes_per_s: f64,
     p50: Duration,
     p99: Duration,
+    /// quorumlab only: each node's log I/O over the measured span, and whether it led at the end of it.
+    log_io: Vec<NodeIo>,
+}
+
+/// One quorumlab node's log I/O over a measured span (from the `log_*` counters of its `Status`).
+#[derive(Clone, Copy, Default)]
+struct NodeIo {
+    id: u64,
+    leader: bool,
+    appends: u64,
+    entries: u64,
+    flushes: u64,
+}
+
+/// Every node's `Status`, by id (a node that does not answer is left out).
+async fn statuses(cluster: &LocalCluster) -> Vec<quorumlab::pb::StatusResponse> {
+    let mut out = Vec::new();
+    for addr in cluster.endpoints() {
+        if let Ok(s) = admin::status(Transport::Tcp, &addr, Duration::from_secs(2)).await {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// Each node's log I/O between two `statuses` readings.
+fn log_io_between(before: &[quorumlab::pb::StatusResponse], after: &[quorumlab::pb::StatusResponse]) -> Vec<NodeIo> {
+    after
+        .iter()
+        .filter_map(|a| {
+            let b = before.iter().find(|b| b.id == a.id)?;
+            Some(NodeIo {
+                id: a.id,
+                leader: a.role == "leader",
+                appends: a.log_appends.saturating_sub(b.log_appends),
+                entries: a.log_entries.saturating_sub(b.log_entries),
+                flushes: a.log_flushes.saturating_sub(b.log_flushes),
+            })
+        })
+        .collect()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -110,6 +150,7 @@ where
         writes_per_s: latencies.len() as f64 / measure().as_secs_f64(),
         p50: percentile(&latencies, 50.0),
         p99: percentile(&latencies, 99.0),
+        log_io: Vec::new(),
     }
 }
 
@@ -130,16 +171,23 @@ async fn quorumlab_levels() -> Vec<Level> {
                 (Client::new(cfg).expect("client"), format!("r{round}-c{i}-"))
             })
             .collect();
-        levels.push(
-            drive(clients, |(mut c, prefix): (Client, String), seq| async move {
-                let key = format!("{prefix}{seq:010}");
-                if let Err(e) = c.put(key.as_bytes(), VALUE).await {
-                    panic!("quorumlab put {key}: {e}");
-                }
-                (c, prefix)
-            })
-            .await,
-        );
+        // The nodes' log counters at both ends of the measured span, read beside the load.
+        let span = async {
+            tokio::time::sleep(WARMUP).await;
+            let before = statuses(&cluster).await;
+            tokio::time::sleep(measure()).await;
+            log_io_between(&before, &statuses(&cluster).await)
+        };
+        let load = drive(clients, |(mut c, prefix): (Client, String), seq| async move {
+            let key = format!("{prefix}{seq:010}");
+            if let Err(e) = c.put(key.as_bytes(), VALUE).await {
+                panic!("quorumlab put {key}: {e}");
+            }
+            (c, prefix)
+        });
+        let (mut level, log_io) = tokio::join!(load, span);
+        level.log_io = log_io;
+        levels.push(level);
     }
     drop(cluster);
     levels
@@ -296,7 +344,7 @@ fn main() {
     println!("| clients | quorumlab writes/s (p50 / p99 ms) | etcd writes/s (p50 / p99 ms) | ratio | p99 ratio |");
     println!("|---|---|---|---|---|");
     for (i, n) in client_counts().into_iter().enumerate() {
-        let q = ours[i];
+        let q = &ours[i];
         let (e, ratio, p99) = match &theirs {
             Some(t) => (
                 format!("{:.0} ({:.1} / {:.1})", t[i].writes_per_s, ms(t[i].p50), ms(t[i].p99)),
@@ -306,5 +354,27 @@ fn main() {
             None => ("—".into(), "—".into(), "—".into()),
         };
         println!("| {n} | {:.0} ({:.1} / {:.1}) | {e} | {ratio} | {p99} |", q.writes_per_s, ms(q.p50), ms(q.p99));
+    }
+    println!(
+        "\nquorumlab's log I/O per acknowledged write over the measured span (flushes, appends; entries per flush):"
+    );
+    for (i, n) in client_counts().into_iter().enumerate() {
+        let q = &ours[i];
+        let writes = (q.writes_per_s * measure().as_secs_f64()).max(1.0);
+        let nodes: Vec<String> = q
+            .log_io
+            .iter()
+            .map(|io| {
+                format!(
+                    "node {}{}: {:.2} flushes, {:.2} appends, {:.1} entries/flush",
+                    io.id,
+                    if io.leader { " (leader)" } else { "" },
+                    io.flushes as f64 / writes,
+                    io.appends as f64 / writes,
+                    io.entries as f64 / (io.flushes.max(1) as f64),
+                )
+            })
+            .collect();
+        println!("- {n} clients: {}", nodes.join("; "));
     }
 }

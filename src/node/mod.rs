@@ -141,6 +141,7 @@ pub async fn start(config: NodeConfig, log: LogStore, sm: StateMachineStore) -> 
         log.clone().read_vote().await.map_err(|e| NodeError::Raft(e.to_string()))?
     };
     let reader = sm.reader();
+    let log_io = log.io();
     let network = raft_network::Network {
         id: config.id,
         transport: config.transport,
@@ -168,6 +169,7 @@ pub async fn start(config: NodeConfig, log: LogStore, sm: StateMachineStore) -> 
         lease_poll: Duration::from_millis(config.timing.heartbeat_ms.max(10)),
         min_lease_ttl: election_max * 3 / 2,
         stored_vote,
+        log_io,
     };
     let keeper = lease_keeper::LeaseKeeper {
         id: config.id,

@@ -40,6 +40,8 @@ pub struct Services {
     /// The vote storage held when the node started. Until openraft has loaded it, its metrics still show the
     /// initial vote (term 0), and `Status` answers `UNAVAILABLE` rather than a vote the node never held.
     pub stored_vote: Option<crate::types::Vote>,
+    /// The log store's I/O counters, for `Status`.
+    pub log_io: crate::store::LogIoReader,
 }
 
 /// Builds the status a non-leader answers with: the leader hint travels as a typed protobuf
@@ -487,6 +489,7 @@ impl pb::admin_service_server::AdminService for Services {
         // openraft 0.9's metrics carry no committed index; the core's state does.
         let committed = self.raft.with_raft_state(|st| st.committed).await.ok().flatten();
         let membership = m.membership_config.membership();
+        let io = self.log_io.read();
         let leader_addr =
             m.current_leader.and_then(|l| membership.get_node(&l).map(|n| n.addr.clone())).unwrap_or_default();
         Ok(GrpcResponse::new(pb::StatusResponse {
@@ -503,6 +506,9 @@ impl pb::admin_service_server::AdminService for Services {
             membership: Some(convert::membership_to_pb(membership)),
             snapshot: convert::opt_log_id_to_pb(&m.snapshot),
             purged: convert::opt_log_id_to_pb(&m.purged),
+            log_appends: io.appends,
+            log_entries: io.entries,
+            log_flushes: io.flushes,
         }))
     }
 }

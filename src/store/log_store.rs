@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -48,6 +49,39 @@ pub struct LogStore {
     recent: Arc<Mutex<Recent>>,
     /// The flusher task's queue, started by the first append (inside the node's runtime).
     committer: Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<FlushJob>>>>,
+    io: Arc<LogIoCounters>,
+}
+
+/// How much log I/O a store has done since it opened: appends (openraft's `append` calls), the entries they
+/// carried, and the flushes that made them durable. `flushes / appends` tells how many appends one flush
+/// covers; `entries / flushes` how many entries. Shown by `Status`, and by `benches/etcd_compare.rs` per write.
+#[derive(Debug, Default)]
+struct LogIoCounters {
+    appends: AtomicU64,
+    entries: AtomicU64,
+    flushes: AtomicU64,
+}
+
+/// A reading of a store's [`LogIoCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogIo {
+    pub appends: u64,
+    pub entries: u64,
+    pub flushes: u64,
+}
+
+/// Reads a store's log I/O counters; cheap to clone, and it outlives nothing (the counters are shared).
+#[derive(Clone, Debug)]
+pub struct LogIoReader(Arc<LogIoCounters>);
+
+impl LogIoReader {
+    pub fn read(&self) -> LogIo {
+        LogIo {
+            appends: self.0.appends.load(Ordering::Relaxed),
+            entries: self.0.entries.load(Ordering::Relaxed),
+            flushes: self.0.flushes.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// What the flusher does, in order.
@@ -59,13 +93,14 @@ enum FlushJob {
 }
 
 /// The flusher: takes every job queued so far, flushes once, acknowledges them in order.
-async fn group_commit(disk: Disk, mut jobs: tokio::sync::mpsc::UnboundedReceiver<FlushJob>) {
+async fn group_commit(disk: Disk, io: Arc<LogIoCounters>, mut jobs: tokio::sync::mpsc::UnboundedReceiver<FlushJob>) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while let Ok(job) = jobs.try_recv() {
             batch.push(job);
         }
         let flushed = if batch.iter().any(|j| matches!(j, FlushJob::Ack(_))) {
+            io.flushes.fetch_add(1, Ordering::Relaxed);
             disk.flush().await.map_err(|e| e.to_string())
         } else {
             Ok(())
@@ -134,7 +169,13 @@ impl LogStore {
             disk: disk.clone(),
             recent: Arc::default(),
             committer: Arc::default(),
+            io: Arc::default(),
         })
+    }
+
+    /// The log I/O counters of this store (and of its clones).
+    pub fn io(&self) -> LogIoReader {
+        LogIoReader(self.io.clone())
     }
 
     /// Queues `job` for the flusher, starting it if it is not running.
@@ -148,7 +189,7 @@ impl LogStore {
             None => job,
         };
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(group_commit(self.disk.clone(), rx));
+        tokio::spawn(group_commit(self.disk.clone(), self.io.clone(), rx));
         let _ = tx.send(job);
         *committer = Some(tx);
     }
@@ -402,8 +443,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         };
         // One group of writes (see `Writes`): a crash keeps all of these entries or none, so no hole can appear.
         self.disk.apply(&self.log, writes).map_err(codec::write_logs)?;
+        let count = appended.len() as u64;
         self.recent().extend(last_before, appended);
         self.disk.emit(|| StoreChange::Appended { entries: observed });
+        self.io.appends.fetch_add(1, Ordering::Relaxed);
+        self.io.entries.fetch_add(count, Ordering::Relaxed);
         // Acknowledge only what is durable: the flusher calls back after a flush that covers these entries (in
         // Fsync mode and on the simulated disk; under plain ProcessCrash the Db outlives the crashed process, so
         // the write itself is enough). The planted bug acknowledges with the entries still in the disk's cache.
