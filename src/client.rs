@@ -470,6 +470,9 @@ async fn send_command(kv: &mut KvServiceClient<Channel>, cmd: pb::Command) -> Re
         Some(pb::command::Op::LeaseCheckpoint(_)) => {
             return Err(Status::invalid_argument("lease checkpoints are proposed by the leader, not by clients"))
         }
+        Some(pb::command::Op::Batch(_)) => {
+            return Err(Status::invalid_argument("batches are proposed by the leader, not by clients"))
+        }
         None => return Err(Status::invalid_argument("empty command")),
     }?;
     let result = reply.into_inner().result.ok_or_else(|| Status::internal("reply without result"))?;

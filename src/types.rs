@@ -61,6 +61,16 @@ pub struct Request {
     pub op: Op,
 }
 
+impl Request {
+    /// The `(client_id, seq)` of every client command this request carries: its own, or each of a batch's.
+    pub fn sessions(&self) -> Vec<(u64, u64)> {
+        match &self.op {
+            Op::Batch(requests) => requests.iter().flat_map(Request::sessions).collect(),
+            _ => vec![(self.client_id, self.seq)],
+        }
+    }
+}
+
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "client {} seq {}: {}", self.client_id, self.seq, self.op)
@@ -119,6 +129,11 @@ pub enum Op {
         id: LeaseId,
         remaining_ms: u64,
     },
+    /// Several clients' single-key commands, proposed as one entry by the leader's batcher and never accepted from
+    /// a client. Each applies in order, with its own session, at the entry's index (its revision); no two touch the
+    /// same key, so no key is modified twice at one revision. openraft 0.9 flushes the leader's log once per entry,
+    /// so one entry for many writes is what lets one flush cover them (see `node::batcher`).
+    Batch(Vec<Request>),
 }
 
 /// An etcd-style transaction.
@@ -187,7 +202,9 @@ impl Op {
     pub fn key(&self) -> Option<&[u8]> {
         match self {
             Op::Put { key, .. } | Op::Delete { key } | Op::Cas { key, .. } => Some(key),
-            Op::Txn(_) | Op::LeaseGrant { .. } | Op::LeaseRevoke { .. } | Op::LeaseCheckpoint { .. } => None,
+            Op::Txn(_) | Op::LeaseGrant { .. } | Op::LeaseRevoke { .. } | Op::LeaseCheckpoint { .. } | Op::Batch(_) => {
+                None
+            }
         }
     }
 
@@ -218,6 +235,7 @@ impl Op {
                 Err("lease id 0 means \"no lease\"; name a granted lease".into())
             }
             Op::LeaseGrant { .. } | Op::LeaseRevoke { .. } | Op::LeaseCheckpoint { .. } => Ok(()),
+            Op::Batch(_) => Err("batches are proposed by the leader only".into()),
         }
     }
 }
@@ -297,6 +315,13 @@ impl fmt::Display for Op {
             Op::LeaseRevoke { id, expired: false, .. } => write!(f, "lease revoke {id}"),
             Op::LeaseRevoke { id, expired: true, term } => write!(f, "lease {id} expired (term {term})"),
             Op::LeaseCheckpoint { id, remaining_ms } => write!(f, "lease {id} checkpoint {remaining_ms} ms left"),
+            Op::Batch(requests) => {
+                write!(f, "batch of {}: ", requests.len())?;
+                for (i, r) in requests.iter().enumerate() {
+                    write!(f, "{}[{r}]", if i > 0 { ", " } else { "" })?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -417,4 +442,8 @@ pub struct Response {
     pub ttl_ms: u64,
     /// Set when the command committed but changed nothing because it could not apply.
     pub error: Option<ApplyError>,
+    /// `Op::Batch`: each command's response, in order. Never stored (a session keeps a single command's response),
+    /// so sessions written before batches existed still decode.
+    #[serde(skip)]
+    pub batch: Vec<Response>,
 }

@@ -85,6 +85,9 @@ pub fn command_to_pb(r: &Request) -> pb::Command {
         Op::LeaseCheckpoint { id, remaining_ms } => {
             pb::command::Op::LeaseCheckpoint(pb::LeaseCheckpointOp { id: *id, remaining_ms: *remaining_ms })
         }
+        Op::Batch(requests) => {
+            pb::command::Op::Batch(pb::CommandBatch { commands: requests.iter().map(command_to_pb).collect() })
+        }
     };
     pb::Command { client_id: r.client_id, seq: r.seq, op: Some(op) }
 }
@@ -103,6 +106,16 @@ pub fn command_from_pb(c: &pb::Command) -> Result<Request, Status> {
         pb::command::Op::LeaseGrant(g) => Op::LeaseGrant { ttl_ms: g.ttl_ms },
         pb::command::Op::LeaseRevoke(r) => Op::LeaseRevoke { id: r.id, expired: r.expired, term: r.term },
         pb::command::Op::LeaseCheckpoint(c) => Op::LeaseCheckpoint { id: c.id, remaining_ms: c.remaining_ms },
+        pb::command::Op::Batch(b) => {
+            let mut requests = Vec::with_capacity(b.commands.len());
+            for c in &b.commands {
+                if matches!(c.op, Some(pb::command::Op::Batch(_))) {
+                    return Err(Status::invalid_argument("a batch cannot hold a batch"));
+                }
+                requests.push(command_from_pb(c)?);
+            }
+            Op::Batch(requests)
+        }
     };
     Ok(Request { client_id: c.client_id, seq: c.seq, op })
 }
@@ -260,6 +273,7 @@ pub fn response_from_pb(r: &pb::CommandResult) -> Response {
         lease: r.lease,
         ttl_ms: r.ttl_ms,
         error: r.lease_not_found.map(ApplyError::LeaseNotFound),
+        batch: Vec::new(),
     }
 }
 

@@ -9,6 +9,7 @@
 //! 3. Initialize the cluster once, on one node, with the full voter set (`Admin/Initialize`).
 //! 4. Stop with [`RunningNode::shutdown`]; in simulation a crashed host just drops everything.
 
+pub mod batcher;
 pub mod convert;
 pub mod lease_keeper;
 pub mod raft_network;
@@ -170,6 +171,7 @@ pub async fn start(config: NodeConfig, log: LogStore, sm: StateMachineStore) -> 
         min_lease_ttl: election_max * 3 / 2,
         stored_vote,
         log_io,
+        batcher: batcher::Batcher::start(raft.clone()),
     };
     let keeper = lease_keeper::LeaseKeeper {
         id: config.id,

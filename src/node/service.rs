@@ -42,6 +42,8 @@ pub struct Services {
     pub stored_vote: Option<crate::types::Vote>,
     /// The log store's I/O counters, for `Status`.
     pub log_io: crate::store::LogIoReader,
+    /// Where single-key writes wait to share an entry (see [`super::batcher`]).
+    pub batcher: super::batcher::Batcher,
 }
 
 /// Builds the status a non-leader answers with: the leader hint travels as a typed protobuf
@@ -108,6 +110,9 @@ impl Services {
         }
         let resp = self
             .deadline("the write", async {
+                if super::batcher::Batcher::batches(&req.op) {
+                    return self.batcher.propose(req).await;
+                }
                 match self.raft.client_write(req).await {
                     Ok(resp) => Ok(resp.data),
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(not_leader(&f)),

@@ -191,6 +191,11 @@ pub fn noop_response(index: u64) -> Response {
 pub fn execute<S: StateView>(op: &Op, state: &mut Overlay<'_, S>, term: u64, index: u64) -> Result<Response, S::Error> {
     let mut response = Response { revision: index, ..Response::default() };
     match op {
+        // The state machine applies a batch's commands one by one, each with its session; a batch never gets here.
+        Op::Batch(_) => {
+            debug_assert!(false, "execute() called with a batch");
+            tracing::error!(index, "a batch reached execute(); nothing applied");
+        }
         Op::Put { key, value, lease } => {
             if !state.lease_is_live(*lease)? {
                 response.error = Some(ApplyError::LeaseNotFound(*lease));

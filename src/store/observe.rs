@@ -59,7 +59,7 @@ pub enum StoreChange {
     CommittedSaved { committed: Option<LogId> },
     /// `apply`: one entry applied to the state machine. `request` is `(client_id, seq)` for a
     /// normal entry, `None` for a blank or membership entry.
-    Applied { log_id: LogId, request: Option<(u64, u64)>, digest: PayloadDigest },
+    Applied { log_id: LogId, requests: Vec<(u64, u64)>, digest: PayloadDigest },
     /// `apply`: a lease ended at `revision`, revoked by a client or (`expired`) by the leader
     /// because it ran out; every key attached to it was deleted at that revision.
     LeaseEnded { id: LeaseId, log_id: LogId, expired: bool, ttl_ms: u64 },

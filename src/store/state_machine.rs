@@ -223,6 +223,13 @@ impl StateMachineStore {
         term: u64,
         index: u64,
     ) -> Result<Response, StorageError> {
+        if let Op::Batch(requests) = &request.op {
+            let mut response = Response { revision: index, succeeded: true, ..Response::default() };
+            for r in requests {
+                response.batch.push(self.apply_request(state, sessions, r, term, index)?);
+            }
+            return Ok(response);
+        }
         let session = match sessions.get(&request.client_id) {
             Some(s) => Some(s.clone()),
             None => self.read_session(request.client_id)?,
@@ -364,13 +371,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
             };
             if self.disk.observer.is_some() {
-                let request = match &entry.payload {
-                    EntryPayload::Normal(r) => Some((r.client_id, r.seq)),
-                    _ => None,
+                let requests = match &entry.payload {
+                    EntryPayload::Normal(r) => r.sessions(),
+                    _ => Vec::new(),
                 };
                 observed.push(StoreChange::Applied {
                     log_id: entry.log_id,
-                    request,
+                    requests,
                     digest: payload_digest(&entry.payload),
                 });
                 if let EntryPayload::Normal(Request { op: Op::LeaseCheckpoint { id, remaining_ms }, .. }) =

@@ -8,7 +8,7 @@
 //! acknowledged entry that no node ever applies again is not caught here: the run reads every
 //! acknowledged key back once the cluster has healed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::state_machine_safety::AppliedEntry;
 use crate::types::{LogId, NodeId};
@@ -25,14 +25,15 @@ pub enum DurabilityViolation {
         seq: u64,
         node: NodeId,
         log_id: LogId,
-        found: Option<(u64, u64)>,
+        found: Vec<(u64, u64)>,
     },
 }
 
-/// What durability remembers: revision → the acknowledged `(client_id, seq)`.
+/// What durability remembers: revision → the acknowledged `(client_id, seq)`s (several when the leader batched
+/// several clients' writes into the entry at that index).
 #[derive(Clone, Debug, Default)]
 pub struct Durability {
-    pub acknowledged: BTreeMap<u64, (u64, u64)>,
+    pub acknowledged: BTreeMap<u64, BTreeSet<(u64, u64)>>,
 }
 
 impl Durability {
@@ -45,7 +46,7 @@ impl Durability {
         seq: u64,
         applied: &BTreeMap<u64, AppliedEntry>,
     ) -> Result<(), DurabilityViolation> {
-        self.acknowledged.insert(revision, (client_id, seq));
+        self.acknowledged.entry(revision).or_default().insert((client_id, seq));
         match applied.get(&revision) {
             Some(entry) => check(revision, (client_id, seq), entry),
             None => Ok(()),
@@ -54,15 +55,15 @@ impl Durability {
 
     /// A node applied `entry`.
     pub fn on_applied(&self, entry: &AppliedEntry) -> Result<(), DurabilityViolation> {
-        match self.acknowledged.get(&entry.log_id.index) {
-            Some(&acked) => check(entry.log_id.index, acked, entry),
-            None => Ok(()),
+        for &acked in self.acknowledged.get(&entry.log_id.index).into_iter().flatten() {
+            check(entry.log_id.index, acked, entry)?;
         }
+        Ok(())
     }
 }
 
 fn check(revision: u64, (client_id, seq): (u64, u64), entry: &AppliedEntry) -> Result<(), DurabilityViolation> {
-    if entry.request == Some((client_id, seq)) {
+    if entry.requests.contains(&(client_id, seq)) {
         return Ok(());
     }
     Err(DurabilityViolation::AcknowledgedWriteReplaced {
@@ -71,7 +72,7 @@ fn check(revision: u64, (client_id, seq): (u64, u64), entry: &AppliedEntry) -> R
         seq,
         node: entry.node,
         log_id: entry.log_id,
-        found: entry.request,
+        found: entry.requests.clone(),
     })
 }
 
@@ -84,7 +85,7 @@ mod tests {
     }
 
     fn entry(node: NodeId, index: u64, request: (u64, u64)) -> AppliedEntry {
-        AppliedEntry { log_id: id(1, index), digest: 0, request: Some(request), node }
+        AppliedEntry { log_id: id(1, index), digest: 0, requests: vec![request], node }
     }
 
     #[test]
@@ -111,12 +112,26 @@ mod tests {
                 seq: 1,
                 node: 3,
                 log_id: id(1, 5),
-                found: Some((9, 4)),
+                found: vec![(9, 4)],
             }
         );
         assert!(err.to_string().starts_with("durability violated: client 7 seq 1"));
 
         let applied: BTreeMap<_, _> = [(6, entry(1, 6, (9, 5)))].into();
         assert!(d.on_acknowledged(6, 7, 2, &applied).is_err());
+    }
+
+    /// A leader's batch acknowledges several writes at one revision: each must be in what any node applies there.
+    /// Negative control: a node that applies the batch without one of them is caught.
+    #[test]
+    fn every_write_of_a_batch_is_checked_at_its_revision() {
+        let mut d = Durability::default();
+        let batch = |node, requests: Vec<(u64, u64)>| AppliedEntry { log_id: id(1, 5), digest: 0, requests, node };
+        let applied: BTreeMap<_, _> = [(5, batch(1, vec![(7, 1), (8, 3)]))].into();
+        d.on_acknowledged(5, 7, 1, &applied).unwrap();
+        d.on_acknowledged(5, 8, 3, &applied).unwrap();
+        d.on_applied(&batch(2, vec![(7, 1), (8, 3)])).unwrap();
+        let err = d.on_applied(&batch(3, vec![(7, 1)])).unwrap_err();
+        assert!(err.to_string().starts_with("durability violated: client 8 seq 3"), "{err}");
     }
 }

@@ -79,6 +79,8 @@ pub struct Invariants {
     violation: Option<Violation>,
     /// Observations checked so far.
     checked: u64,
+    /// Applications (on any node) of entries that carried more than one client command: a leader's batches.
+    batched: u64,
     /// The buffer the queue is drained into, kept to reuse its allocation.
     batch: Vec<Observed>,
 }
@@ -121,6 +123,11 @@ impl Invariants {
     /// Observations checked so far.
     pub fn checked(&self) -> u64 {
         self.checked
+    }
+
+    /// How many applications of a leader's batch (an entry of several client commands) were checked, on any node.
+    pub fn batched(&self) -> u64 {
+        self.batched
     }
 
     /// Every (term, leader) seen in a committed vote.
@@ -235,9 +242,10 @@ impl Invariants {
                 self.log_matching.on_commit(node, log, committed)?;
                 log.committed = committed;
             }
-            StoreChange::Applied { log_id, request, digest } => {
-                let entry = AppliedEntry { log_id, digest, request, node };
-                self.state_machine.on_applied(log, entry)?;
+            StoreChange::Applied { log_id, requests, digest } => {
+                self.batched += u64::from(requests.len() > 1);
+                let entry = AppliedEntry { log_id, digest, requests, node };
+                self.state_machine.on_applied(log, entry.clone())?;
                 self.durability.on_applied(&entry)?;
                 log.applied = Some(log_id);
             }
@@ -299,8 +307,8 @@ mod tests {
             ev(1, StoreChange::Appended { entries: vec![(id(1, 0), 0), (id(1, 1), 11)] }),
             ev(1, StoreChange::Flushed),
             ev(1, StoreChange::CommittedSaved { committed: Some(id(1, 1)) }),
-            ev(1, StoreChange::Applied { log_id: id(1, 0), request: None, digest: 0 }),
-            ev(1, StoreChange::Applied { log_id: id(1, 1), request: Some((7, 1)), digest: 11 }),
+            ev(1, StoreChange::Applied { log_id: id(1, 0), requests: vec![], digest: 0 }),
+            ev(1, StoreChange::Applied { log_id: id(1, 1), requests: vec![(7, 1)], digest: 11 }),
             Observed::Acknowledged { revision: 1, client_id: 7, seq: 1 },
             ev(1, StoreChange::Flushed),
             Observed::PowerLoss { node: 1 },

@@ -26,10 +26,10 @@ pub enum StateMachineSafetyViolation {
         index: u64,
         first_node: NodeId,
         first: LogId,
-        first_request: Option<(u64, u64)>,
+        first_request: Vec<(u64, u64)>,
         second_node: NodeId,
         second: LogId,
-        second_request: Option<(u64, u64)>,
+        second_request: Vec<(u64, u64)>,
     },
     #[error("state machine safety violated: node {node} applied {got} after {after:?} (expected index {expected})")]
     ApplyOutOfOrder { node: NodeId, after: Option<LogId>, expected: u64, got: LogId },
@@ -54,11 +54,13 @@ pub enum StateMachineSafetyViolation {
 }
 
 /// An entry as first applied at its index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppliedEntry {
     pub log_id: LogId,
     pub digest: PayloadDigest,
-    pub request: Option<(u64, u64)>,
+    /// The `(client_id, seq)` of each client command the entry carries: none for a blank or membership entry,
+    /// several for a leader's batch.
+    pub requests: Vec<(u64, u64)>,
     pub node: NodeId,
 }
 
@@ -89,16 +91,16 @@ impl StateMachineSafety {
                 committed: log.committed,
             });
         }
-        let first = *self.applied.entry(entry.log_id.index).or_insert(entry);
+        let first = self.applied.entry(entry.log_id.index).or_insert_with(|| entry.clone()).clone();
         if first.log_id != entry.log_id || first.digest != entry.digest {
             return Err(StateMachineSafetyViolation::DifferentCommandsAtOneIndex {
                 index: entry.log_id.index,
                 first_node: first.node,
                 first: first.log_id,
-                first_request: first.request,
+                first_request: first.requests,
                 second_node: node,
                 second: entry.log_id,
-                second_request: entry.request,
+                second_request: entry.requests,
             });
         }
         Ok(())
@@ -185,7 +187,12 @@ mod tests {
     }
 
     fn applied(node: NodeId, log_id: LogId, request: Option<(u64, u64)>) -> AppliedEntry {
-        AppliedEntry { log_id, digest: request.map_or(0, |r| r.0 * 1000 + r.1), request, node }
+        AppliedEntry {
+            log_id,
+            digest: request.map_or(0, |r| r.0 * 1000 + r.1),
+            requests: request.into_iter().collect(),
+            node,
+        }
     }
 
     fn committed_log(committed: LogId) -> NodeLog {
@@ -211,15 +218,15 @@ mod tests {
         sms.on_applied(&log, applied(1, id(1, 0), Some((7, 1)))).unwrap();
         let err = sms.on_applied(&log, applied(2, id(2, 0), Some((8, 1)))).unwrap_err();
         assert!(matches!(
-            err,
+            &err,
             StateMachineSafetyViolation::DifferentCommandsAtOneIndex {
                 index: 0,
                 first_node: 1,
                 second_node: 2,
-                first_request: Some((7, 1)),
-                second_request: Some((8, 1)),
+                first_request,
+                second_request,
                 ..
-            }
+            } if first_request == &[(7, 1)] && second_request == &[(8, 1)]
         ));
         assert!(err.to_string().starts_with("state machine safety violated: index 0"));
     }

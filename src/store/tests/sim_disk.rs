@@ -144,8 +144,8 @@ async fn the_observer_hears_every_write_in_order() {
                 StoreChange::Appended { entries: vec![(log_id(1, 1), blank), (log_id(1, 2), digest)] },
                 StoreChange::Flushed,
                 StoreChange::CommittedSaved { committed: Some(log_id(1, 2)) },
-                StoreChange::Applied { log_id: log_id(1, 1), request: None, digest: blank },
-                StoreChange::Applied { log_id: log_id(1, 2), request: Some((7, 1)), digest },
+                StoreChange::Applied { log_id: log_id(1, 1), requests: vec![], digest: blank },
+                StoreChange::Applied { log_id: log_id(1, 2), requests: vec![(7, 1)], digest },
                 StoreChange::Truncated { since: 3 },
                 StoreChange::Flushed,
             ]

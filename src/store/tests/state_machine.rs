@@ -184,3 +184,58 @@ async fn snapshot_data_that_disagrees_with_its_meta_is_refused() {
     assert_eq!(sm.applied_state().await.expect("applied").0, None);
     assert!(sm.get_current_snapshot().await.expect("current").is_none());
 }
+
+/// A leader's batch: every command applies in order at the entry's index, with its own response and session, so a
+/// retry of one of them, alone or in a later batch, is answered from its session and not applied again.
+#[tokio::test]
+async fn a_batch_applies_each_command_with_its_own_session() {
+    use crate::types::Request;
+    let mut sm = fresh_sm();
+    apply_one(&mut sm, request_entry(1, 7, 1, put("a", "1"))).await;
+    let batch = |requests: Vec<Request>| Op::Batch(requests);
+    let req = |client_id, seq, op| Request { client_id, seq, op };
+    let applied = apply_one(
+        &mut sm,
+        request_entry(
+            2,
+            0,
+            0,
+            batch(vec![
+                req(8, 1, put("b", "1")),
+                req(7, 2, put("a", "2")),
+                req(9, 1, cas("a", None, Some(1), Some("x"))),
+            ]),
+        ),
+    )
+    .await;
+    assert_eq!(
+        applied.batch,
+        vec![
+            resp(2, true, None, 0),
+            resp(2, true, Some("1"), 1),
+            // Applied after client 7's put in the same entry, so revision 1 is no longer the key's. (The batcher
+            // never puts one key twice in a batch; the state machine applies whatever the log holds, in order.)
+            resp(2, false, Some("2"), 2)
+        ]
+    );
+    assert_eq!(get(&sm, "a"), Some(("2".into(), 2)));
+    assert_eq!(get(&sm, "b"), Some(("1".into(), 2)));
+
+    // Client 8's retry, inside a later batch: answered from its session, the key untouched.
+    let retried = apply_one(
+        &mut sm,
+        request_entry(3, 0, 0, batch(vec![req(8, 1, put("b", "again")), req(10, 1, put("c", "1"))])),
+    )
+    .await;
+    assert_eq!(retried.batch, vec![resp(2, true, None, 0), resp(3, true, None, 0)]);
+    assert_eq!(get(&sm, "b"), Some(("1".into(), 2)));
+    // And alone.
+    assert_eq!(apply_one(&mut sm, request_entry(4, 7, 2, put("a", "again"))).await, resp(2, true, Some("1"), 1));
+    assert_eq!(get(&sm, "a"), Some(("2".into(), 2)));
+}
+
+#[test]
+fn a_client_cannot_send_a_batch() {
+    let err = Op::Batch(vec![]).validate().expect_err("a batch from a client is refused");
+    assert!(err.contains("leader only"), "{err}");
+}
