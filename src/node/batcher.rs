@@ -178,7 +178,9 @@ async fn propose(raft: &Raft, mut batch: Vec<Waiting>) {
 mod tests {
     use super::*;
 
-    fn put(client_id: u64, key: &str, value_len: usize) -> (Waiting, oneshot::Receiver<Result<Response, Status>>) {
+    type Answer = oneshot::Receiver<Result<Response, Status>>;
+
+    fn put(client_id: u64, key: &str, value_len: usize) -> (Waiting, Answer) {
         let (reply, answer) = oneshot::channel();
         let op = Op::Put { key: key.as_bytes().to_vec(), value: vec![b'v'; value_len], lease: 0 };
         (Waiting { request: Request { client_id, seq: 1, op }, reply }, answer)
@@ -189,9 +191,7 @@ mod tests {
     }
 
     /// Forms a batch from writes `(client, key, value bytes)`; the receivers are returned so the replies stay open.
-    fn form_from(
-        writes: &[(u64, &str, usize)],
-    ) -> (Vec<Waiting>, Option<Waiting>, Vec<oneshot::Receiver<Result<Response, Status>>>) {
+    fn form_from(writes: &[(u64, &str, usize)]) -> (Vec<Waiting>, Option<Waiting>, Vec<Answer>) {
         let (mut waiting, answers): (std::collections::VecDeque<_>, Vec<_>) =
             writes.iter().map(|&(c, k, n)| put(c, k, n)).unzip();
         let first = waiting.pop_front().expect("a first write");
