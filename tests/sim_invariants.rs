@@ -162,7 +162,8 @@ fn a_power_loss_of_a_majority_loses_no_acknowledged_write() {
             panic!("seed {seed}: {e}\nreplay: QUORUMLAB_SEED={seed} cargo test --test sim_invariants power_loss")
         });
         println!("seed {seed}: {ran:?}");
-        assert!(ran.acked >= 80 && ran.checked > 500, "seed {seed}: too little happened: {ran:?}");
+        // Observations count entries, and a batch carries several writes in one: 80 writes make 450–530 of them.
+        assert!(ran.acked >= 80 && ran.checked > 400, "seed {seed}: too little happened: {ran:?}");
         lost_some |= ran.faults.iter().any(|l| l.contains("power loss") && !l.contains("(0 unflushed"));
         batched += ran.batched;
     }
@@ -264,7 +265,7 @@ fn leader_power_loss_with_a_slow_disk(seed: u64, flush_delay: Duration) -> Resul
     let mut c = cluster(seed, None);
     c.set_flush_delay(flush_delay)?;
     let w = Workload::default();
-    // Six writers: with two proposals in flight at the leader, writes wait at its batcher and share entries.
+    // Six writers: while the leader's one proposal is in flight, writes wait at its batcher and share entries.
     w.start_writers(&mut c, 6);
     for round in 0..6u64 {
         let target = w.acked() + 20;
