@@ -21,11 +21,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tonic::Status;
 
-use super::service::not_leader;
+use super::service::client_write;
 use crate::store::kv::NO_SESSION;
 use crate::types::{Op, Raft, Request, Response};
 
@@ -143,12 +142,7 @@ async fn propose(raft: &Raft, mut batch: Vec<Waiting>) {
         let requests = batch.iter().map(|w| w.request.clone()).collect();
         Request { client_id: NO_SESSION, seq: 0, op: Op::Batch(requests) }
     };
-    let result = match raft.client_write(request).await {
-        Ok(resp) => Ok(resp.data),
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(not_leader(&f)),
-        Err(e) => Err(Status::unavailable(e.to_string())),
-    };
-    match result {
+    match client_write(raft, request).await {
         Ok(response) if batch.len() == 1 => {
             let w = batch.remove(0);
             let _ = w.reply.send(Ok(response));

@@ -62,6 +62,16 @@ pub fn not_leader(f: &ForwardToLeader<NodeId, Node>) -> Status {
     }
 }
 
+/// Replicates `request` and returns what applying it did, or the status a client sees: [`not_leader`] on a
+/// follower, `UNAVAILABLE` for any other Raft error. Used by direct proposals and the batcher alike.
+pub async fn client_write(raft: &Raft, request: Request) -> Result<Response, Status> {
+    match raft.client_write(request).await {
+        Ok(resp) => Ok(resp.data),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(not_leader(&f)),
+        Err(e) => Err(Status::unavailable(e.to_string())),
+    }
+}
+
 /// Decodes the leader hint of a [`not_leader`] status.
 pub fn leader_hint(status: &Status) -> Option<pb::LeaderHint> {
     if status.code() != tonic::Code::FailedPrecondition || status.details().is_empty() {
@@ -113,11 +123,7 @@ impl Services {
                 if super::batcher::Batcher::batches(&req.op) {
                     return self.batcher.propose(req).await;
                 }
-                match self.raft.client_write(req).await {
-                    Ok(resp) => Ok(resp.data),
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(not_leader(&f)),
-                    Err(e) => Err(Status::unavailable(e.to_string())),
-                }
+                client_write(&self.raft, req).await
             })
             .await?;
         match &resp.error {
