@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::net::{self, Transport};
 use crate::pb;
-use crate::store::{KvReader, LogStore, StateMachineStore};
+use crate::store::{FlushGate, KvReader, LogStore, StateMachineStore};
 use crate::types::{NodeId, Raft};
 pub use raft_network::MAX_MESSAGE_BYTES;
 use service::Services;
@@ -73,6 +73,10 @@ pub enum PlantedBug {
     /// The lease workload's holders campaign for the leader key with a plain put instead of a
     /// transaction that requires the key to be absent: two holders can then both win it.
     CampaignWithPlainPut,
+    /// A leader counts a follower's acknowledgement without waiting for its own log to be durable as far (the
+    /// flush gate, `store::FlushGate`): as it acknowledges its own proposals before their flush, a write can
+    /// commit while on disk on only a follower, and a power loss of the leader can lose it.
+    NoLeaderFlushGate,
 }
 
 /// Everything a node needs besides its storage.
@@ -137,14 +141,20 @@ pub struct RunningNode {
 /// Starts a node: Raft over the given storage, and the gRPC server on `config.listen`.
 pub async fn start(config: NodeConfig, log: LogStore, sm: StateMachineStore) -> Result<RunningNode, NodeError> {
     let raft_config = Arc::new(config.raft_config()?);
+    log.serve(config.id).await.map_err(|e| NodeError::Raft(e.to_string()))?;
     let stored_vote = {
         use openraft::storage::RaftLogStorage;
         log.clone().read_vote().await.map_err(|e| NodeError::Raft(e.to_string()))?
     };
     let reader = sm.reader();
     let log_io = log.io();
+    let flush_gate = match config.planted_bug {
+        Some(PlantedBug::NoLeaderFlushGate) => FlushGate::open(),
+        _ => log.flush_gate(),
+    };
     let network = raft_network::Network {
         id: config.id,
+        flush_gate,
         transport: config.transport,
         rpc_timeout: Duration::from_millis(config.timing.rpc_timeout_ms),
         snapshot_timeout: Duration::from_millis(raft_config.install_snapshot_timeout),

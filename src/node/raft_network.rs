@@ -18,6 +18,7 @@ use super::convert;
 use crate::net::{self, Deadlines, Transport};
 use crate::pb;
 use crate::pb::raft_service_client::RaftServiceClient;
+use crate::store::FlushGate;
 use crate::types::{Node, NodeId, Snapshot, TypeConfig, Vote};
 
 /// Largest gRPC message a node sends or accepts: a full snapshot travels as one message.
@@ -27,6 +28,9 @@ pub const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Network {
     pub id: NodeId,
+    /// Holds a follower's acknowledgement until this node's own log is durable as far: a leader acknowledges its
+    /// own proposals before their flush (see `store::leader_flush`).
+    pub flush_gate: FlushGate,
     pub transport: Transport,
     /// Deadline for one append-entries or vote RPC.
     pub rpc_timeout: Duration,
@@ -108,6 +112,15 @@ impl<E: std::error::Error> From<Failure> for RPCError<NodeId, Node, E> {
     }
 }
 
+/// The index through which a follower's answer says it holds the leader's log, if it says so.
+fn matched_index(rpc: &AppendEntriesRequest<TypeConfig>, resp: &AppendEntriesResponse<NodeId>) -> Option<u64> {
+    match resp {
+        AppendEntriesResponse::Success => rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id).map(|l| l.index),
+        AppendEntriesResponse::PartialSuccess(matched) => matched.map(|l| l.index),
+        AppendEntriesResponse::Conflict | AppendEntriesResponse::HigherVote(_) => None,
+    }
+}
+
 fn decode_err(s: tonic::Status) -> NetworkError {
     NetworkError::new(&s)
 }
@@ -121,8 +134,23 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         let mut client = self.client()?;
         let req = convert::append_to_pb(&rpc);
         let timeout = option.hard_ttl().min(self.net.rpc_timeout.max(option.soft_ttl()));
+        let deadline = tokio::time::Instant::now() + timeout;
         let resp = self.call(RPCTypes::AppendEntries, timeout, client.append_entries(req)).await?;
-        convert::append_resp_from_pb(&resp).map_err(|s| RPCError::Network(decode_err(s)))
+        let resp = convert::append_resp_from_pb(&resp).map_err(|s| RPCError::Network(decode_err(s)))?;
+        // The follower holds the entries through `matched`; openraft counts that towards a commit only once this
+        // node (the leader) holds them durably too.
+        if let Some(matched) = matched_index(&rpc, &resp) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if !self.net.flush_gate.durable(matched, left).await {
+                return Err(RPCError::Timeout(Timeout {
+                    action: RPCTypes::AppendEntries,
+                    id: self.id,
+                    target: self.target,
+                    timeout,
+                }));
+            }
+        }
+        Ok(resp)
     }
 
     async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> Result<VoteResponse<NodeId>, RpcErr> {

@@ -481,6 +481,15 @@ impl<'a> SimCluster<'a> {
         Ok(())
     }
 
+    /// Makes every flush on node `id`'s disk take `delay` (a slow disk on one node), until its disk is wiped.
+    pub fn set_flush_delay_of(&mut self, id: NodeId, delay: Duration) -> Result<(), String> {
+        self.shared.trace.record_at(self.sim.elapsed(), format!("disks: every flush of node {id} takes {delay:?}"));
+        let disks = self.shared.dbs.lock().map_err(|e| e.to_string())?;
+        let disk = disks.by_node.get(&id).ok_or_else(|| format!("node {id} has no disk yet"))?;
+        disk.set_flush_delay(delay);
+        Ok(())
+    }
+
     /// Cuts a node's power: its host crashes (as [`SimCluster::crash`]) and its disk loses every
     /// write made since its last flush. [`SimCluster::bounce`] restarts it from what is left.
     pub fn power_loss(&mut self, id: NodeId) -> Result<(), String> {

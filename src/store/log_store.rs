@@ -5,11 +5,12 @@
 //!
 //! Group commit: `append` writes its entries and returns; one flusher task per store makes them durable and only
 //! then tells openraft (the append's callback). Every append that arrived while a flush ran is covered by the next
-//! one flush, so under load one fsync acknowledges many appends, on the leader and on followers alike, and the Raft
-//! core keeps replicating while the disk works. Nothing is acknowledged before it is on disk: the callback is the
-//! acknowledgement, and it runs only after a flush that started after the entries were written. `truncate` and
-//! `purge` first wait until every earlier append is flushed and acknowledged, so no acknowledgement can arrive for
-//! entries already cut away.
+//! one flush, so under load one fsync acknowledges many appends. The callback is the acknowledgement, and it runs
+//! only after a flush that started after the entries were written, with one exception: a leader's own proposals,
+//! acknowledged at once so that they travel to followers while the leader's disk works, and kept from committing
+//! before that flush by the flush gate (`leader_flush`). The flusher tells the gate how far the log is durable.
+//! `truncate` and `purge` first wait until every earlier append is flushed and acknowledged, so no acknowledgement
+//! can arrive for entries already cut away.
 //!
 //! Entries appended since the store opened are also kept decoded in memory ([`Recent`]) until they are purged or
 //! truncated: openraft reads every entry back soon after appending it (to replicate it, and to hand it to the state
@@ -27,9 +28,10 @@ use sled::Tree;
 
 use super::codec::{self, decode, encode, index_from_key, index_key, CorruptRecord};
 use super::disk::Disk;
+use super::leader_flush::{Early, FlushGate};
 use super::observe::{self, payload_digest, StoreChange};
 use super::writes::Writes;
-use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 
 const VOTE_KEY: &[u8] = b"vote";
 const COMMITTED_KEY: &[u8] = b"committed";
@@ -50,6 +52,10 @@ pub struct LogStore {
     /// The flusher task's queue, started by the first append (inside the node's runtime).
     committer: Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<FlushJob>>>>,
     io: Arc<LogIoCounters>,
+    /// Why a flush of early-acknowledged entries failed, if one did: every later append fails with it.
+    failed: Arc<Mutex<Option<String>>>,
+    /// What early acknowledgement of a leader's own proposals needs (see `leader_flush`).
+    early: Arc<Early>,
 }
 
 /// How much log I/O a store has done since it opened: appends (openraft's `append` calls), the entries they
@@ -86,28 +92,63 @@ impl LogIoReader {
 
 /// What the flusher does, in order.
 enum FlushJob {
-    /// Acknowledge an append once a flush covers it.
-    Ack(LogFlushed<TypeConfig>),
+    /// Acknowledge an append, whose last entry has this index (if it had any), once a flush covers it.
+    Ack(LogFlushed<TypeConfig>, Option<u64>),
+    /// Make an append already acknowledged (a leader's proposal, see `leader_flush`) durable through this index.
+    Flush(u64),
     /// Answer once every earlier job is done.
     Barrier(tokio::sync::oneshot::Sender<()>),
 }
 
-/// The flusher: takes every job queued so far, flushes once, acknowledges them in order.
-async fn group_commit(disk: Disk, io: Arc<LogIoCounters>, mut jobs: tokio::sync::mpsc::UnboundedReceiver<FlushJob>) {
+impl FlushJob {
+    fn needs_flush(&self) -> bool {
+        !matches!(self, FlushJob::Barrier(_))
+    }
+
+    /// The index through which the log is durable once this job's flush is done.
+    fn durable_through(&self) -> Option<u64> {
+        match self {
+            FlushJob::Ack(_, last) => *last,
+            FlushJob::Flush(last) => Some(*last),
+            FlushJob::Barrier(_) => None,
+        }
+    }
+}
+
+/// The flusher: takes every job queued so far, flushes once, tells how far the log is durable, acknowledges them
+/// in order.
+async fn group_commit(
+    disk: Disk,
+    io: Arc<LogIoCounters>,
+    early: Arc<Early>,
+    failed: Arc<Mutex<Option<String>>>,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<FlushJob>,
+) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while let Ok(job) = jobs.try_recv() {
             batch.push(job);
         }
-        let flushed = if batch.iter().any(|j| matches!(j, FlushJob::Ack(_))) {
+        let flushed = if batch.iter().any(FlushJob::needs_flush) {
             io.flushes.fetch_add(1, Ordering::Relaxed);
             disk.flush().await.map_err(|e| e.to_string())
         } else {
             Ok(())
         };
+        match &flushed {
+            Ok(()) => {
+                if let Some(index) = batch.iter().filter_map(FlushJob::durable_through).max() {
+                    early.durable_through(index);
+                }
+            }
+            // An early acknowledgement has no callback left to fail: the next append fails instead, and the gate
+            // stays shut, so nothing the failed flush held commits.
+            Err(e) => *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone()),
+        }
         for job in batch {
             match job {
-                FlushJob::Ack(callback) => callback.log_io_completed(flushed.clone().map_err(std::io::Error::other)),
+                FlushJob::Ack(callback, _) => callback.log_io_completed(flushed.clone().map_err(std::io::Error::other)),
+                FlushJob::Flush(_) => {}
                 FlushJob::Barrier(done) => {
                     let _ = done.send(());
                 }
@@ -162,15 +203,65 @@ impl Recent {
 }
 
 impl LogStore {
-    pub(crate) fn open(disk: &Disk) -> Result<Self, sled::Error> {
-        Ok(Self {
-            log: disk.db.open_tree("raft_log")?,
-            state: disk.db.open_tree("raft_state")?,
+    pub(crate) fn open(disk: &Disk) -> Result<Self, StorageError> {
+        let log = disk.db.open_tree("raft_log").map_err(codec::read_logs)?;
+        let state = disk.db.open_tree("raft_state").map_err(codec::read_store)?;
+        let mut store = Self {
+            log,
+            state,
             disk: disk.clone(),
             recent: Arc::default(),
             committer: Arc::default(),
             io: Arc::default(),
-        })
+            early: Arc::new(Early::new(None, BTreeMap::new())),
+            failed: Arc::default(),
+        };
+        // Everything a store holds when it opens is durable (opening flushes recovery), and the membership
+        // entries it holds are the ones in force.
+        let mut memberships = BTreeMap::new();
+        let mut last = store.last_purged()?.map(|p| p.index);
+        for item in store.log.iter() {
+            let (key, value) = item.map_err(codec::read_logs)?;
+            let entry = Self::decode_entry(&key, &value)?;
+            if let openraft::EntryPayload::Membership(m) = entry.payload {
+                memberships.insert(entry.log_id.index, m);
+            }
+            last = last.max(Some(entry.log_id.index));
+        }
+        store.early = Arc::new(Early::new(last, memberships));
+        Ok(store)
+    }
+
+    /// Names the node this store serves, before Raft starts on it: its own proposals as a leader are then
+    /// acknowledged before their flush, behind the [`FlushGate`] (see `leader_flush`). A store that serves no node
+    /// acknowledges after every flush.
+    ///
+    /// A vote this node holds, committed, for itself comes back uncommitted. openraft 0.9 restores a node with
+    /// such a vote as the leader of that term at once; but a crash or a power loss may have taken entries it had
+    /// already sent to followers before their flush, and leading the same term again it would give their log ids
+    /// to other entries (two entries with one log id: Log Matching broken). With its vote uncommitted the node
+    /// still votes for no one else in that term, and leads again only after winning a later one, as in Raft.
+    pub async fn serve(&self, me: NodeId) -> Result<(), StorageError> {
+        self.early.serve(me);
+        if let Some(vote) = self.stored_vote() {
+            if vote.is_committed() && vote.leader_id.node_id == me {
+                let uncommitted = Vote { leader_id: vote.leader_id, committed: false };
+                let mut writes = Writes::default();
+                writes.insert(VOTE_KEY, encode(&uncommitted).map_err(codec::write_vote)?);
+                self.disk.apply(&self.state, writes).map_err(codec::write_vote)?;
+                self.disk.flush().await.map_err(codec::write_vote)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The gate that holds followers' acknowledgements until this store's log is durable as far.
+    pub fn flush_gate(&self) -> FlushGate {
+        self.early.gate()
+    }
+
+    pub(crate) fn early(&self) -> Arc<Early> {
+        self.early.clone()
     }
 
     /// The log I/O counters of this store (and of its clones).
@@ -189,7 +280,7 @@ impl LogStore {
             None => job,
         };
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(group_commit(self.disk.clone(), self.io.clone(), rx));
+        tokio::spawn(group_commit(self.disk.clone(), self.io.clone(), self.early.clone(), self.failed.clone(), rx));
         let _ = tx.send(job);
         *committer = Some(tx);
     }
@@ -202,6 +293,12 @@ impl LogStore {
         let (done, wait) = tokio::sync::oneshot::channel();
         self.queue(FlushJob::Barrier(done));
         let _ = wait.await;
+    }
+
+    /// The vote as stored; `None` if there is none or it cannot be read (then nothing is acknowledged early).
+    fn stored_vote(&self) -> Option<Vote> {
+        let bytes = self.state.get(VOTE_KEY).ok()??;
+        decode(&bytes).ok()
     }
 
     fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
@@ -251,6 +348,7 @@ impl LogStore {
     pub(crate) fn finish_interrupted_purge(&self) -> Result<(), StorageError> {
         if let Some(purged) = self.last_purged()? {
             self.remove_through(purged.index)?;
+            self.early.purged(purged.index);
         }
         Ok(())
     }
@@ -418,6 +516,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        if let Some(e) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(codec::write_logs(std::io::Error::other(format!("an earlier flush failed: {e}"))));
+        }
         let mut writes = Writes::default();
         let mut observed = Vec::new();
         let mut appended = Vec::new();
@@ -444,17 +545,32 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // One group of writes (see `Writes`): a crash keeps all of these entries or none, so no hole can appear.
         self.disk.apply(&self.log, writes).map_err(codec::write_logs)?;
         let count = appended.len() as u64;
+        let last = appended.last().map(|e| e.log_id.index);
+        self.early.appended(&appended);
+        // Only this node's own proposals as leader (see `leader_flush`); the vote is read only for those.
+        let early = !self.disk.ack_before_flush && self.early.may_acknowledge(&appended, || self.stored_vote());
         self.recent().extend(last_before, appended);
         self.disk.emit(|| StoreChange::Appended { entries: observed });
         self.io.appends.fetch_add(1, Ordering::Relaxed);
         self.io.entries.fetch_add(count, Ordering::Relaxed);
         // Acknowledge only what is durable: the flusher calls back after a flush that covers these entries (in
         // Fsync mode and on the simulated disk; under plain ProcessCrash the Db outlives the crashed process, so
-        // the write itself is enough). The planted bug acknowledges with the entries still in the disk's cache.
-        if self.disk.ack_before_flush {
-            callback.log_io_completed(Ok(()));
-        } else {
-            self.queue(FlushJob::Ack(callback));
+        // the write itself is enough). Two exceptions: a leader's own proposals, acknowledged at once and held
+        // back by the flush gate instead (see `leader_flush`); and the planted bug, which acknowledges anything
+        // with the entries still in the disk's cache.
+        match (self.disk.ack_before_flush, early, last) {
+            (true, _, _) => {
+                // The bug takes what is written for durable, in its own flush gate too.
+                if let Some(last) = last {
+                    self.early.durable_through(last);
+                }
+                callback.log_io_completed(Ok(()))
+            }
+            (false, true, Some(last)) => {
+                callback.log_io_completed(Ok(()));
+                self.queue(FlushJob::Flush(last));
+            }
+            (false, _, _) => self.queue(FlushJob::Ack(callback, last)),
         }
         Ok(())
     }
@@ -465,7 +581,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.remove_from(log_id.index)?;
         self.disk.emit(|| StoreChange::Truncated { since: log_id.index });
         // Flushed so that entries a conflict removed cannot come back after power loss.
-        self.disk.flush().await.map_err(codec::delete_logs)
+        self.disk.flush().await.map_err(codec::delete_logs)?;
+        self.early.truncated(log_id.index);
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -476,6 +594,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.write_state(LAST_PURGED_KEY, &log_id)?;
         self.remove_through(log_id.index)?;
         self.disk.emit(|| StoreChange::Purged { upto: log_id });
-        self.disk.flush().await.map_err(codec::delete_logs)
+        self.disk.flush().await.map_err(codec::delete_logs)?;
+        self.early.purged(log_id.index);
+        Ok(())
     }
 }

@@ -45,6 +45,7 @@
 mod codec;
 mod disk;
 pub mod kv;
+mod leader_flush;
 mod log_store;
 pub mod observe;
 mod snapshot;
@@ -58,6 +59,7 @@ use std::sync::Arc;
 
 use disk::Disk;
 pub use disk::{PowerLoss, SimDisk};
+pub use leader_flush::FlushGate;
 pub use log_store::{LogIo, LogIoReader, LogStore};
 pub use observe::{StoreChange, StoreEvent, StoreObserver};
 pub use snapshot::SnapshotBuilder;
@@ -208,9 +210,9 @@ fn open_at(disk: Disk, location: &Path) -> Result<(LogStore, StateMachineStore),
         disk::ReplayError::Sled(source) => sled_err(source),
         disk::ReplayError::Corrupt(msg) => recover_err(codec::read_store(codec::CorruptRecord(msg))),
     })?;
-    let log = LogStore::open(&disk).map_err(sled_err)?;
+    let log = LogStore::open(&disk).map_err(recover_err)?;
     log.finish_interrupted_purge().map_err(recover_err)?;
-    let mut sm = StateMachineStore::open(&disk).map_err(recover_err)?;
+    let mut sm = StateMachineStore::open(&disk, log.early()).map_err(recover_err)?;
     sm.catch_up_with_snapshot().map_err(recover_err)?;
     if disk.forget_vote_on_restart {
         log.forget_vote().map_err(recover_err)?;

@@ -26,6 +26,7 @@ use super::kv::{
     check_session, execute, noop_response, LeaseRecord, Overlay, Session, SessionCheck, StateView, Versioned,
     NO_SESSION,
 };
+use super::leader_flush::Early;
 use super::observe::{payload_digest, StoreChange};
 use super::snapshot::{CapturedState, PayloadWriter, SnapshotBuilder, SnapshotPayload, SnapshotStore};
 use super::writes::Writes;
@@ -166,10 +167,12 @@ pub struct StateMachineStore {
     /// Invariant: `applied.map_or(0, |l| l.index)`, published for [`KvReader`].
     applied_index: Arc<AtomicU64>,
     leases: LeaseTable,
+    /// Told of every change of `membership` (see `leader_flush`).
+    early: Arc<Early>,
 }
 
 impl StateMachineStore {
-    pub(crate) fn open(disk: &Disk) -> Result<Self, StorageError> {
+    pub(crate) fn open(disk: &Disk, early: Arc<Early>) -> Result<Self, StorageError> {
         let sm = disk.db.open_tree("sm").map_err(codec::read_state_machine)?;
         let snapshots = SnapshotStore::open(&disk.db).map_err(codec::read_snapshot)?;
         let applied: Option<LogId> = match sm.get(APPLIED_KEY).map_err(codec::read_state_machine)? {
@@ -182,7 +185,8 @@ impl StateMachineStore {
         };
         let applied_index = Arc::new(AtomicU64::new(applied.map_or(0, |l| l.index)));
         let leases = Arc::new(RwLock::new(read_leases(&sm)?));
-        Ok(Self { disk: disk.clone(), sm, snapshots, applied, membership, applied_index, leases })
+        early.applied_membership(&membership);
+        Ok(Self { disk: disk.clone(), sm, snapshots, applied, membership, applied_index, leases, early })
     }
 
     /// The log id of the last applied entry.
@@ -248,6 +252,9 @@ impl StateMachineStore {
 
     fn set_applied(&mut self, applied: Option<LogId>, membership: StoredMembership) {
         self.applied = applied;
+        if membership != self.membership {
+            self.early.applied_membership(&membership);
+        }
         self.membership = membership;
         self.applied_index.store(applied.map_or(0, |l| l.index), Ordering::Release);
     }

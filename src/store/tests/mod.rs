@@ -2,6 +2,7 @@
 //! guarantees (reopen, exactly-once, KV semantics, snapshots, refusal of foreign directories).
 
 mod durability;
+mod leader_flush;
 mod log_io;
 mod log_reads;
 mod open;
