@@ -70,6 +70,7 @@ struct NodeIo {
     appends: u64,
     entries: u64,
     flushes: u64,
+    early: u64,
 }
 
 /// Every node's `Status`, by id (a node that does not answer is left out).
@@ -95,6 +96,7 @@ fn log_io_between(before: &[quorumlab::pb::StatusResponse], after: &[quorumlab::
                 appends: a.log_appends.saturating_sub(b.log_appends),
                 entries: a.log_entries.saturating_sub(b.log_entries),
                 flushes: a.log_flushes.saturating_sub(b.log_flushes),
+                early: a.log_early_appends.saturating_sub(b.log_early_appends),
             })
         })
         .collect()
@@ -356,7 +358,7 @@ fn main() {
         println!("| {n} | {:.0} ({:.1} / {:.1}) | {e} | {ratio} | {p99} |", q.writes_per_s, ms(q.p50), ms(q.p99));
     }
     println!(
-        "\nquorumlab's log I/O per acknowledged write over the measured span (flushes, appends; entries per flush):"
+        "\nquorumlab's log I/O per acknowledged write over the measured span (flushes, appends, appends acknowledged before their flush; entries per flush):"
     );
     for (i, n) in client_counts().into_iter().enumerate() {
         let q = &ours[i];
@@ -366,11 +368,12 @@ fn main() {
             .iter()
             .map(|io| {
                 format!(
-                    "node {}{}: {:.2} flushes, {:.2} appends, {:.1} entries/flush",
+                    "node {}{}: {:.2} flushes, {:.2} appends, {:.2} early, {:.1} entries/flush",
                     io.id,
                     if io.leader { " (leader)" } else { "" },
                     io.flushes as f64 / writes,
                     io.appends as f64 / writes,
+                    io.early as f64 / writes,
                     io.entries as f64 / (io.flushes.max(1) as f64),
                 )
             })

@@ -520,6 +520,7 @@ impl pb::admin_service_server::AdminService for Services {
             log_appends: io.appends,
             log_entries: io.entries,
             log_flushes: io.flushes,
+            log_early_appends: io.early,
         }))
     }
 }

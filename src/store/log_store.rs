@@ -66,6 +66,8 @@ struct LogIoCounters {
     appends: AtomicU64,
     entries: AtomicU64,
     flushes: AtomicU64,
+    /// Appends acknowledged before their flush (a leader's own proposals, see `leader_flush`).
+    early: AtomicU64,
 }
 
 /// A reading of a store's [`LogIoCounters`].
@@ -74,6 +76,7 @@ pub struct LogIo {
     pub appends: u64,
     pub entries: u64,
     pub flushes: u64,
+    pub early: u64,
 }
 
 /// Reads a store's log I/O counters; cheap to clone, and it outlives nothing (the counters are shared).
@@ -86,6 +89,7 @@ impl LogIoReader {
             appends: self.0.appends.load(Ordering::Relaxed),
             entries: self.0.entries.load(Ordering::Relaxed),
             flushes: self.0.flushes.load(Ordering::Relaxed),
+            early: self.0.early.load(Ordering::Relaxed),
         }
     }
 }
@@ -567,6 +571,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 callback.log_io_completed(Ok(()))
             }
             (false, true, Some(last)) => {
+                self.io.early.fetch_add(1, Ordering::Relaxed);
                 callback.log_io_completed(Ok(()));
                 self.queue(FlushJob::Flush(last));
             }

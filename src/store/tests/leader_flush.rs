@@ -53,6 +53,7 @@ async fn a_leaders_proposals_are_acknowledged_at_once_and_the_gate_opens_after_t
     let (disk, mut log, _sm, mut gate) = node_one(Vote::new_committed(1, 1), &[&[1, 2, 3]]).await;
     assert!(gate.durable(1, Duration::ZERO).await, "the membership entry was acknowledged after its flush");
     assert!(acknowledged_early(&disk, &mut log, vec![entry(1, 1, 2), entry(1, 1, 3)]).await);
+    assert_eq!(log.io().read().early, 1, "the early append is counted");
     assert!(!gate.durable(3, FLUSH / 2).await, "the gate opened before the flush was done");
     assert!(gate.durable(3, FLUSH).await, "the gate stayed shut after the flush");
     assert_eq!(disk.unflushed_groups(), 0);
