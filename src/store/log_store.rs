@@ -240,20 +240,17 @@ impl LogStore {
     /// acknowledged before their flush, behind the [`FlushGate`] (see `leader_flush`). A store that serves no node
     /// acknowledges after every flush.
     ///
-    /// A vote this node holds, committed, for itself comes back uncommitted. openraft 0.9 restores a node with
-    /// such a vote as the leader of that term at once; but a crash or a power loss may have taken entries it had
-    /// already sent to followers before their flush, and leading the same term again it would give their log ids
-    /// to other entries (two entries with one log id: Log Matching broken). With its vote uncommitted the node
-    /// still votes for no one else in that term, and leads again only after winning a later one, as in Raft.
+    /// A node that held a committed vote for itself (it led) starts as a candidate of the next term. openraft 0.9
+    /// restores a node with such a vote as the leader of that term at once; but a crash or a power loss may have
+    /// taken entries it had already sent to followers before their flush, and leading the same term again it
+    /// would give their log ids to other entries (two entries with one log id: Log Matching broken). Its vote
+    /// moves forward, never back: to itself, uncommitted, in the next term. It then leads again only after winning
+    /// an election, as in Raft.
     pub async fn serve(&self, me: NodeId) -> Result<(), StorageError> {
         self.early.serve(me);
         if let Some(vote) = self.stored_vote() {
             if vote.is_committed() && vote.leader_id.node_id == me {
-                let uncommitted = Vote { leader_id: vote.leader_id, committed: false };
-                let mut writes = Writes::default();
-                writes.insert(VOTE_KEY, encode(&uncommitted).map_err(codec::write_vote)?);
-                self.disk.apply(&self.state, writes).map_err(codec::write_vote)?;
-                self.disk.flush().await.map_err(codec::write_vote)?;
+                self.clone().save_vote(&Vote::new(vote.leader_id.term + 1, me)).await?;
             }
         }
         Ok(())

@@ -113,7 +113,7 @@ async fn a_store_serving_no_node_acknowledges_only_after_the_flush() {
 }
 
 #[tokio::test]
-async fn a_restarted_leader_gets_its_vote_back_uncommitted() {
+async fn a_restarted_leader_starts_as_a_candidate_of_the_next_term() {
     let disk = SimDisk::new().expect("disk");
     {
         let (mut log, _sm) = open_sim(&disk, 1, None, None).expect("open");
@@ -121,9 +121,11 @@ async fn a_restarted_leader_gets_its_vote_back_uncommitted() {
     }
     let (mut log, _sm) = open_sim(&disk, 1, None, None).expect("reopen");
     log.serve(1).await.expect("serve");
-    assert_eq!(log.read_vote().await.expect("vote"), Some(Vote::new(3, 1)), "it would lead term 3 again at once");
+    let vote = log.read_vote().await.expect("vote");
+    assert_eq!(vote, Some(Vote::new(4, 1)), "it would lead term 3 again at once");
+    assert!(vote > Some(Vote::new_committed(3, 1)), "a vote never goes back");
     // A vote for another node stays as it was.
-    log.save_vote(&Vote::new_committed(4, 2)).await.expect("vote");
+    log.save_vote(&Vote::new_committed(5, 2)).await.expect("vote");
     log.serve(1).await.expect("serve");
-    assert_eq!(log.read_vote().await.expect("vote"), Some(Vote::new_committed(4, 2)));
+    assert_eq!(log.read_vote().await.expect("vote"), Some(Vote::new_committed(5, 2)));
 }
