@@ -62,6 +62,20 @@ fn finish(c: &mut SimCluster<'static>, w: &Workload) -> Result<Ran, String> {
     Ok(Ran { acked: w.acked(), checked, batched, faults, digest: c.shared.trace.digest() })
 }
 
+/// Runs `scenario` with `bug` planted, seed after seed, until the invariants catch it; what they said.
+fn first_catch(bug: PlantedBug, count: u64, scenario: fn(u64, Option<PlantedBug>) -> Result<Ran, String>) -> String {
+    for seed in seeds(count) {
+        match scenario(seed, Some(bug)) {
+            Ok(_) => println!("seed {seed}: {bug:?} not caught"),
+            Err(e) => {
+                println!("seed {seed} caught {bug:?}: {e}");
+                return e;
+            }
+        }
+    }
+    panic!("no seed caught {bug:?}")
+}
+
 /// What the workload shares with the test driver.
 #[derive(Clone, Default)]
 struct Workload {
@@ -177,18 +191,7 @@ fn a_power_loss_of_a_majority_loses_no_acknowledged_write() {
 #[test]
 fn negative_control_acknowledging_before_the_flush_is_caught_by_a_power_loss() {
     let _serial = one_simulation_at_a_time();
-    let mut caught = None;
-    for seed in seeds(10) {
-        match power_loss_of_a_majority(seed, Some(PlantedBug::AckBeforeFlush)) {
-            Ok(_) => println!("seed {seed}: AckBeforeFlush not caught"),
-            Err(e) => {
-                println!("seed {seed} caught AckBeforeFlush: {e}");
-                caught = Some(e);
-                break;
-            }
-        }
-    }
-    let e = caught.expect("no seed caught AckBeforeFlush");
+    let e = first_catch(PlantedBug::AckBeforeFlush, 10, power_loss_of_a_majority);
     // The leader is among those that lose power, and the next leader, elected in a later term (a restarted
     // leader never leads its old term again, see `LogStore::serve`), lacks committed entries: leader completeness
     // says so as it is elected, usually before any node applies what replaced them (which state machine safety
@@ -245,18 +248,7 @@ fn restarting_a_majority_during_elections_keeps_one_leader_per_term() {
 #[test]
 fn negative_control_a_voter_forgetting_its_vote_is_caught_by_election_safety() {
     let _serial = one_simulation_at_a_time();
-    let mut caught = None;
-    for seed in seeds(10) {
-        match restarts_during_elections(seed, Some(PlantedBug::ForgetVoteOnRestart)) {
-            Ok(_) => println!("seed {seed}: ForgetVoteOnRestart not caught"),
-            Err(e) => {
-                println!("seed {seed} caught ForgetVoteOnRestart: {e}");
-                caught = Some(e);
-                break;
-            }
-        }
-    }
-    let e = caught.expect("no seed caught ForgetVoteOnRestart");
+    let e = first_catch(PlantedBug::ForgetVoteOnRestart, 10, restarts_during_elections);
     assert!(e.contains("election safety violated"), "caught by something else: {e}");
 }
 
@@ -363,18 +355,7 @@ fn a_leader_losing_power_behind_a_follower_that_acknowledged_loses_no_acknowledg
 #[test]
 fn negative_control_a_leader_without_its_flush_gate_is_caught_by_a_power_loss() {
     let _serial = one_simulation_at_a_time();
-    let mut caught = None;
-    for seed in seeds(10) {
-        match leader_power_loss_behind_a_fast_follower(seed, Some(PlantedBug::NoLeaderFlushGate)) {
-            Ok(_) => println!("seed {seed}: NoLeaderFlushGate not caught"),
-            Err(e) => {
-                println!("seed {seed} caught NoLeaderFlushGate: {e}");
-                caught = Some(e);
-                break;
-            }
-        }
-    }
-    let e = caught.expect("no seed caught NoLeaderFlushGate");
+    let e = first_catch(PlantedBug::NoLeaderFlushGate, 10, leader_power_loss_behind_a_fast_follower);
     assert!(
         ["leader completeness violated", "durability violated", "state machine safety violated"]
             .iter()

@@ -36,6 +36,8 @@ use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 const VOTE_KEY: &[u8] = b"vote";
 const COMMITTED_KEY: &[u8] = b"committed";
 const LAST_PURGED_KEY: &[u8] = b"last_purged";
+/// The node a restarted leader's vote names for its old term (see `LogStore::serve`): no node's id, above all.
+pub const ABDICATED: NodeId = NodeId::MAX;
 /// Planted bug `ForgetVoteOnRestart` only: the last vote of an earlier term than the current one.
 const EARLIER_VOTE_KEY: &[u8] = b"planted_bug.earlier_vote";
 
@@ -240,17 +242,20 @@ impl LogStore {
     /// acknowledged before their flush, behind the [`FlushGate`] (see `leader_flush`). A store that serves no node
     /// acknowledges after every flush.
     ///
-    /// A node that held a committed vote for itself (it led) starts as a candidate of the next term. openraft 0.9
+    /// A node that held a committed vote for itself (it led) starts having given up its term. openraft 0.9
     /// restores a node with such a vote as the leader of that term at once; but a crash or a power loss may have
     /// taken entries it had already sent to followers before their flush, and leading the same term again it
-    /// would give their log ids to other entries (two entries with one log id: Log Matching broken). Its vote
-    /// moves forward, never back: to itself, uncommitted, in the next term. It then leads again only after winning
-    /// an election, as in Raft.
+    /// would give their log ids to other entries (two entries with one log id: Log Matching broken). So its vote
+    /// becomes `(term, ABDICATED)`, uncommitted: above its own and every candidate's of that term (a vote never
+    /// goes back, and it grants no vote in that term), below every vote of a later term (the next leader's
+    /// messages are taken, not refused as from a lower term). It leads again only after winning an election, as
+    /// in Raft. (Moving to its own vote in the next term instead made every restarted leader refuse a new leader
+    /// of that term with a lower id, and forced another election.)
     pub async fn serve(&self, me: NodeId) -> Result<(), StorageError> {
         self.early.serve(me);
         if let Some(vote) = self.stored_vote() {
             if vote.is_committed() && vote.leader_id.node_id == me {
-                self.clone().save_vote(&Vote::new(vote.leader_id.term + 1, me)).await?;
+                self.clone().save_vote(&Vote::new(vote.leader_id.term, ABDICATED)).await?;
             }
         }
         Ok(())

@@ -60,7 +60,7 @@ use std::sync::Arc;
 use disk::Disk;
 pub use disk::{PowerLoss, SimDisk};
 pub use leader_flush::FlushGate;
-pub use log_store::{LogIo, LogIoReader, LogStore};
+pub use log_store::{LogIo, LogIoReader, LogStore, ABDICATED};
 pub use observe::{StoreChange, StoreEvent, StoreObserver};
 pub use snapshot::SnapshotBuilder;
 pub use state_machine::{KvReader, StateMachineStore};

@@ -7,7 +7,7 @@
 //!   payload digest, and terms never decrease along a node's log. A leader that lost power
 //!   before flushing an entry nobody else received may give its log id to another command
 //!   (openraft 0.9 restores a node holding a committed vote for itself as leader of the same term;
-//!   quorumlab's store now moves such a vote on to the next term, `LogStore::serve`, but this check
+//!   quorumlab's store now gives such a term up when it restarts, `LogStore::serve`, but this check
 //!   does not count on it): no log holds the lost entry, so no log can disagree, and that is not
 //!   a violation. If another log does hold it (a leader sends before its flush), they disagree,
 //!   and that is one. Nodes that lost power are not compared until they reopen (what they hold

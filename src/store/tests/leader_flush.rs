@@ -9,7 +9,7 @@ use std::time::Duration;
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::{CommittedLeaderId, EntryPayload, Membership};
 
-use crate::store::{open_sim, FlushGate, LogStore, SimDisk, StateMachineStore};
+use crate::store::{open_sim, FlushGate, LogStore, SimDisk, StateMachineStore, ABDICATED};
 use crate::types::{Entry, LogId, Vote};
 
 const FLUSH: Duration = Duration::from_millis(50);
@@ -113,7 +113,7 @@ async fn a_store_serving_no_node_acknowledges_only_after_the_flush() {
 }
 
 #[tokio::test]
-async fn a_restarted_leader_starts_as_a_candidate_of_the_next_term() {
+async fn a_restarted_leader_gives_up_its_term() {
     let disk = SimDisk::new().expect("disk");
     {
         let (mut log, _sm) = open_sim(&disk, 1, None, None).expect("open");
@@ -121,9 +121,11 @@ async fn a_restarted_leader_starts_as_a_candidate_of_the_next_term() {
     }
     let (mut log, _sm) = open_sim(&disk, 1, None, None).expect("reopen");
     log.serve(1).await.expect("serve");
-    let vote = log.read_vote().await.expect("vote");
-    assert_eq!(vote, Some(Vote::new(4, 1)), "it would lead term 3 again at once");
-    assert!(vote > Some(Vote::new_committed(3, 1)), "a vote never goes back");
+    let vote = log.read_vote().await.expect("vote").expect("a vote");
+    assert_eq!(vote, Vote::new(3, ABDICATED), "it would lead term 3 again at once");
+    assert!(vote > Vote::new_committed(3, 1), "a vote never goes back");
+    assert!(vote > Vote::new(3, 3), "it must grant no candidate of term 3");
+    assert!(vote < Vote::new(4, 2), "it must take the messages of term 4's leader");
     // A vote for another node stays as it was.
     log.save_vote(&Vote::new_committed(5, 2)).await.expect("vote");
     log.serve(1).await.expect("serve");
