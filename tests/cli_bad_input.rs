@@ -27,6 +27,11 @@ fn a_malformed_peer_is_a_usage_error_that_says_what_is_allowed() {
     let o = run(&["node", "--id", "0", "--listen", "127.0.0.1:7001", "--data-dir", d]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert_no_panic(&o);
+    // The largest id is reserved: a restarted leader's vote names it for the term it gave up.
+    let o = run(&["node", "--id", &u64::MAX.to_string(), "--listen", "127.0.0.1:7001", "--data-dir", d]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("18446744073709551614"), "the error names the largest id allowed: {}", stderr(&o));
+    assert_no_panic(&o);
 }
 
 #[test]

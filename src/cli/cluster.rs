@@ -43,8 +43,8 @@ pub enum ClusterCommand {
         /// The cluster's nodes, comma-separated HOST:PORT (default: the local cluster `cluster up` starts).
         #[arg(long, env = "QUORUMLAB_ENDPOINTS", default_value = DEFAULT_ENDPOINTS, value_parser = parse_endpoints)]
         endpoints: Endpoints,
-        /// The new node's id.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        /// The new node's id (≥ 1; the largest u64 is reserved).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=crate::store::ABDICATED - 1))]
         id: u64,
         /// The new node's address (HOST:PORT).
         #[arg(long, value_parser = super::parse_addr)]
@@ -55,7 +55,7 @@ pub enum ClusterCommand {
     /// Change the voter set (learners named here become voters; voters left out are removed).
     SetVoters {
         /// The new voters, comma-separated ids, e.g. 1,2,3,4.
-        #[arg(value_delimiter = ',', required = true, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(value_delimiter = ',', required = true, value_parser = clap::value_parser!(u64).range(1..=crate::store::ABDICATED - 1))]
         voters: Vec<u64>,
         /// The cluster's nodes, comma-separated HOST:PORT (default: the local cluster `cluster up` starts).
         #[arg(long, env = "QUORUMLAB_ENDPOINTS", default_value = DEFAULT_ENDPOINTS, value_parser = parse_endpoints)]

@@ -12,8 +12,9 @@ use crate::store::{self, Durability};
 
 #[derive(Debug, clap::Args)]
 pub struct NodeArgs {
-    /// This node's id (a whole number ≥ 1).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    /// This node's id (a whole number ≥ 1; the largest, 18446744073709551615, is reserved: a restarted leader's
+    /// vote names it for the term it gave up).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=crate::store::ABDICATED - 1))]
     id: u64,
     /// Address to listen on (HOST:PORT); also the address peers and clients use.
     #[arg(long, value_parser = parse_addr)]

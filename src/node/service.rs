@@ -440,6 +440,16 @@ fn membership_err<E: std::fmt::Display>(e: RaftError<NodeId, E>) -> Status {
     }
 }
 
+/// Refuses `store::ABDICATED` as a node's id: a restarted leader's vote names it for the term it gave up.
+fn reserved_ids<'a>(ids: impl IntoIterator<Item = &'a NodeId>) -> Result<(), Status> {
+    match ids.into_iter().find(|id| **id == crate::store::ABDICATED) {
+        Some(id) => Err(Status::invalid_argument(format!(
+            "node id {id} is reserved (a restarted leader's vote names it); use a smaller id"
+        ))),
+        None => Ok(()),
+    }
+}
+
 #[tonic::async_trait]
 impl pb::admin_service_server::AdminService for Services {
     async fn initialize(
@@ -451,6 +461,7 @@ impl pb::admin_service_server::AdminService for Services {
         if members.is_empty() {
             return Err(Status::invalid_argument("initialize needs at least one member"));
         }
+        reserved_ids(members.keys())?;
         self.raft.initialize(members).await.map_err(|e| match e {
             RaftError::APIError(e) => Status::already_exists(e.to_string()),
             RaftError::Fatal(f) => Status::unavailable(f.to_string()),
@@ -464,6 +475,7 @@ impl pb::admin_service_server::AdminService for Services {
     ) -> Result<GrpcResponse<pb::MembershipResponse>, Status> {
         let r = r.into_inner();
         let node = r.node.ok_or_else(|| Status::invalid_argument("missing required field `node`"))?;
+        reserved_ids([&node.id])?;
         let resp = self.deadline("add-learner", async {
             self.raft.add_learner(node.id, Node::new(node.addr), r.blocking).await.map_err(membership_err)
         });
@@ -480,6 +492,7 @@ impl pb::admin_service_server::AdminService for Services {
         if voters.is_empty() {
             return Err(Status::invalid_argument("a membership needs at least one voter"));
         }
+        reserved_ids(&voters)?;
         let resp = self
             .deadline("change-membership", async {
                 self.raft.change_membership(voters, r.retain).await.map_err(membership_err)
@@ -522,5 +535,19 @@ impl pb::admin_service_server::AdminService for Services {
             log_flushes: io.flushes,
             log_early_appends: io.early,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reserved_ids;
+    use crate::store::ABDICATED;
+
+    #[test]
+    fn the_abdicated_id_is_refused_as_a_members_id() {
+        assert!(reserved_ids(&[1, 2, 3]).is_ok());
+        let refused = reserved_ids(&[1, ABDICATED]).expect_err("refused");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert!(refused.message().contains("reserved"), "{}", refused.message());
     }
 }
