@@ -51,6 +51,13 @@ struct Ran {
     digest: u64,
 }
 
+impl Ran {
+    /// Whether some power loss of the run rolled back unflushed writes (else it proved nothing).
+    fn a_power_loss_lost_writes(&self) -> bool {
+        self.faults.iter().any(|l| l.contains("power loss") && !l.contains("(0 unflushed"))
+    }
+}
+
 fn finish(c: &mut SimCluster<'static>, w: &Workload) -> Result<Ran, String> {
     w.stop.store(true, Ordering::SeqCst);
     c.run()?;
@@ -76,6 +83,13 @@ fn first_catch(bug: PlantedBug, count: u64, scenario: fn(u64, Option<PlantedBug>
     panic!("no seed caught {bug:?}")
 }
 
+/// A lost acknowledged write is caught by one of the properties it breaks: leader completeness when a leader
+/// without it is elected, state machine safety or durability once something else is applied in its place.
+fn assert_caught_as_a_lost_write(e: &str) {
+    let lost = ["leader completeness violated", "durability violated", "state machine safety violated"];
+    assert!(lost.iter().any(|p| e.contains(p)), "caught by something else: {e}");
+}
+
 /// What the workload shares with the test driver.
 #[derive(Clone, Default)]
 struct Workload {
@@ -92,6 +106,16 @@ impl Workload {
     /// invariants; then each reads its acknowledged keys back.
     fn start(&self, c: &mut SimCluster<'static>) {
         self.start_writers(c, 3);
+    }
+
+    /// Runs the simulation until `target` writes are acknowledged in all (at most 30 simulated seconds).
+    fn wait_acked(&self, c: &mut SimCluster<'static>, target: u64) -> Result<(), String> {
+        let watched = self.clone();
+        if c.run_until(30 * SEC, move |_| watched.acked() >= target)? {
+            Ok(())
+        } else {
+            Err(format!("only {} writes acknowledged, waited for {target}", self.acked()))
+        }
     }
 
     fn start_writers(&self, c: &mut SimCluster<'static>, writers: u32) {
@@ -141,17 +165,9 @@ fn power_loss_of_a_majority(seed: u64, bug: Option<PlantedBug>) -> Result<Ran, S
     let w = Workload::default();
     // Six writers, so writes also meet at the leader's batcher and share entries.
     w.start_writers(&mut c, 6);
-    let wait_acked = |c: &mut SimCluster<'static>, n: u64| -> Result<(), String> {
-        let watched = w.clone();
-        if c.run_until(30 * SEC, move |_| watched.acked() >= n)? {
-            Ok(())
-        } else {
-            Err(format!("seed {seed}: only {} writes acknowledged, waited for {n}", w.acked()))
-        }
-    };
-    wait_acked(&mut c, 5)?;
+    w.wait_acked(&mut c, 5)?;
     c.crash(3);
-    wait_acked(&mut c, 40)?;
+    w.wait_acked(&mut c, 40)?;
     // Land the power loss at a seed-dependent instant, not right after an acknowledgement.
     c.run_until(Duration::from_millis(seed % 7), |_| false)?;
     c.power_loss(1)?;
@@ -160,8 +176,7 @@ fn power_loss_of_a_majority(seed: u64, bug: Option<PlantedBug>) -> Result<Ran, S
     for id in [1, 2, 3] {
         c.bounce(id);
     }
-    let after = w.acked() + 40;
-    wait_acked(&mut c, after)?;
+    w.wait_acked(&mut c, w.acked() + 40)?;
     finish(&mut c, &w)
 }
 
@@ -178,7 +193,7 @@ fn a_power_loss_of_a_majority_loses_no_acknowledged_write() {
         println!("seed {seed}: {ran:?}");
         // Observations count entries, and a batch carries several writes in one: 80 writes make 450–530 of them.
         assert!(ran.acked >= 80 && ran.checked > 400, "seed {seed}: too little happened: {ran:?}");
-        lost_some |= ran.faults.iter().any(|l| l.contains("power loss") && !l.contains("(0 unflushed"));
+        lost_some |= ran.a_power_loss_lost_writes();
         batched += ran.batched;
     }
     assert!(lost_some || seeds(3).len() == 1, "no power loss lost anything: the test proves nothing");
@@ -196,12 +211,7 @@ fn negative_control_acknowledging_before_the_flush_is_caught_by_a_power_loss() {
     // leader never leads its old term again, see `LogStore::serve`), lacks committed entries: leader completeness
     // says so as it is elected, usually before any node applies what replaced them (which state machine safety
     // and durability would catch).
-    assert!(
-        ["leader completeness violated", "durability violated", "state machine safety violated"]
-            .iter()
-            .any(|p| e.contains(p)),
-        "caught by something else: {e}"
-    );
+    assert_caught_as_a_lost_write(&e);
 }
 
 /// Each round crashes the leader and one follower (a majority) while writes go on and
@@ -306,16 +316,7 @@ fn leader_power_loss_behind_a_fast_follower(seed: u64, bug: Option<PlantedBug>) 
     let mut c = cluster(seed, bug);
     let w = Workload::default();
     w.start_writers(&mut c, 6);
-    let wait_acked = |c: &mut SimCluster<'static>, more: u64| -> Result<(), String> {
-        let target = w.acked() + more;
-        let watched = w.clone();
-        if c.run_until(30 * SEC, move |_| watched.acked() >= target)? {
-            Ok(())
-        } else {
-            Err(format!("seed {seed}: only {} writes acknowledged, waited for {target}", w.acked()))
-        }
-    };
-    wait_acked(&mut c, 5)?;
+    w.wait_acked(&mut c, 5)?;
     let leader = c.shared.leader().map_or(1, |(id, _)| id);
     let (fast, down) = match leader {
         1 => (2, 3),
@@ -324,15 +325,15 @@ fn leader_power_loss_behind_a_fast_follower(seed: u64, bug: Option<PlantedBug>) 
     };
     c.set_flush_delay_of(leader, 20 * MS)?;
     c.crash(down);
-    wait_acked(&mut c, 30)?;
+    w.wait_acked(&mut c, w.acked() + 30)?;
     c.run_until(Duration::from_millis(seed % 17), |_| false)?;
     c.power_loss(leader)?;
     c.crash(fast);
     c.bounce(leader);
     c.bounce(down);
-    wait_acked(&mut c, 20)?;
+    w.wait_acked(&mut c, w.acked() + 20)?;
     c.bounce(fast);
-    wait_acked(&mut c, 20)?;
+    w.wait_acked(&mut c, w.acked() + 20)?;
     finish(&mut c, &w)
 }
 
@@ -345,7 +346,7 @@ fn a_leader_losing_power_behind_a_follower_that_acknowledged_loses_no_acknowledg
             panic!("seed {seed}: {e}\nreplay: QUORUMLAB_SEED={seed} cargo test --test sim_invariants behind_a_follower")
         });
         println!("seed {seed}: acked {}, checked {}, faults {:?}", ran.acked, ran.checked, ran.faults);
-        lost_some |= ran.faults.iter().any(|l| l.contains("power loss") && !l.contains("(0 unflushed"));
+        lost_some |= ran.a_power_loss_lost_writes();
     }
     assert!(lost_some || seeds(3).len() == 1, "no power loss lost anything: the test proves nothing");
 }
@@ -356,12 +357,7 @@ fn a_leader_losing_power_behind_a_follower_that_acknowledged_loses_no_acknowledg
 fn negative_control_a_leader_without_its_flush_gate_is_caught_by_a_power_loss() {
     let _serial = one_simulation_at_a_time();
     let e = first_catch(PlantedBug::NoLeaderFlushGate, 10, leader_power_loss_behind_a_fast_follower);
-    assert!(
-        ["leader completeness violated", "durability violated", "state machine safety violated"]
-            .iter()
-            .any(|p| e.contains(p)),
-        "caught by something else: {e}"
-    );
+    assert_caught_as_a_lost_write(&e);
 }
 
 /// A simulation with crashes replays bit for bit whatever ran before it in the process. It did
